@@ -13,7 +13,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m ipykernel install --user --name bytefeed --display-name "Python (bytefeed)" >/dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,58 @@
+"""bytefeed_helpers: feed folders of byte files (images, audio, text) to Keras lazily and fast.
+
+The public names below are imported on first use (PEP 562), so ``import bytefeed_helpers``
+and the manifest CLI start in milliseconds; TensorFlow and Keras load only when a stream,
+a Keras adapter or a baseline is first touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # manifests
+    "Manifest": "manifest",
+    "ManifestError": "manifest",
+    "ValidationReport": "manifest",
+    "build_manifest": "manifest",
+    "read_manifest": "manifest",
+    # errors and skip records
+    "BadFileError": "errors",
+    "SkippedFile": "errors",
+    "write_error_report": "errors",
+    # decoders
+    "decode_image": "decode_image",
+    "decode_audio": "decode_audio",
+    "logmel": "decode_audio",
+    "decode_text": "decode_text",
+    "WordTokenizer": "decode_text",
+    "pad_sequences": "decode_text",
+    # the engine and its three front-ends
+    "Stream": "stream",
+    "image_batches": "image_batches",
+    "audio_batches": "audio_batches",
+    "text_batches": "text_batches",
+    # running notebooks and recording what they prove
+    "run_notebook": "notebook_runner",
+    "run_notebooks": "notebook_runner",
+    "save_results": "notebook_runner",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bytefeed_helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,340 @@
+"""The batch engine: order, shards, parallel decoding, prefetch, error policy, epochs, state.
+
+Every stream (image, audio, text) runs on this one engine; a front-end supplies only a
+per-file ``decode`` and a per-batch ``collate`` (plus optional ``postprocess``). The engine
+knows nothing about Keras; ``stream.Stream`` adapts it to ``keras.utils.PyDataset``.
+
+Threads, not processes: the decoders (libjpeg-turbo, Pillow, libsndfile, soxr) release the GIL,
+so a thread pool decodes in parallel without pickling samples between processes. Each worker
+builds a whole batch, so Python's per-file overhead is paid inside the worker, in parallel.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from .errors import BadFileError, SkippedFile, reason_of, write_error_report
+
+ON_ERROR = ("skip", "raise")
+STATE_VERSION = 1
+
+
+class BytefeedWarning(UserWarning):
+    """Summaries of skipped files, one per epoch."""
+
+
+class Source(Protocol):
+    """Where samples' bytes come from: loose files of a manifest, or packed records."""
+
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int: ...
+    def path(self, row: int) -> str: ...
+    def open(self, row: int) -> str | BinaryIO: ...
+    def fingerprint(self) -> str: ...
+
+
+class FileSource:
+    """Rows of a ``Manifest``: decoders get each file's path and open it themselves."""
+
+    def __init__(self, manifest: Any):
+        self.manifest = manifest
+        self.labels = manifest.labels
+        self.class_names = manifest.class_names
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def path(self, row: int) -> str:
+        return self.manifest.paths[row]
+
+    def open(self, row: int) -> str:
+        return self.manifest.paths[row]
+
+    def fingerprint(self) -> str:
+        return self.manifest.fingerprint()
+
+
+@dataclass
+class Batch:
+    """One built batch: samples, their labels and paths, and the files that failed."""
+
+    x: np.ndarray | None
+    y: np.ndarray
+    paths: list[str]
+    slot: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.x is None
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([k & 0xFFFFFFFF for k in key])
+
+
+def _wants_rng(fn: Callable) -> bool:
+    try:
+        return "rng" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class BatchEngine:
+    """Builds the batches of each epoch from a ``Source``.
+
+    Args:
+        source: rows to read (``FileSource(manifest)`` or a packed source).
+        decode: ``(src, rng=...) -> sample`` for one file; raises on bad input. It receives
+            ``rng`` (a per-row ``np.random.Generator``) only if it has such a parameter.
+        collate: ``list[sample] -> np.ndarray`` batch.
+        postprocess: optional ``batch -> batch`` step after augmentation (e.g. log-mel).
+        batch_size: rows per batch; the last batch may be short unless ``drop_remainder``.
+        shuffle: reshuffle every epoch from ``(seed, epoch)``; False keeps manifest order.
+        seed: the seed of the shuffles and of every random choice (crops, augmentation);
+            None draws one (see ``state()['seed']``).
+        on_error: ``"skip"`` records bad files and carries on; ``"raise"`` raises
+            ``BadFileError`` naming the file and the reason.
+        workers: decoding threads (default: the machine's cores).
+        prefetch: batches in flight (default ``2 * workers``); memory is
+            ``O(prefetch * batch)``, never ``O(dataset)``.
+        shard: ``(index, count)``: this worker takes every ``count``-th batch of each
+            epoch's global order, starting at ``index``; the shards are disjoint, their union
+            is the epoch, and their sizes differ by at most one batch.
+        augment: optional ``(batch, rng) -> batch``, run in the worker when ``training``;
+            if it also has a ``features(batch, rng)`` method, that runs after ``postprocess``.
+        training: whether augmentation runs (default: ``shuffle``).
+        resume: a ``state()`` dict; the engine continues exactly where that one stopped.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        decode: Callable[..., Any],
+        collate: Callable[[list[Any]], np.ndarray],
+        *,
+        postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+        on_error: str = "skip",
+        workers: int | None = None,
+        prefetch: int | None = None,
+        shard: tuple[int, int] = (0, 1),
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        training: bool | None = None,
+        resume: dict | None = None,
+        name: str = "stream",
+    ):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        index, count = (int(v) for v in shard)
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"shard must be (index, count) with 0 <= index < count, not {shard}")
+        if count > 1 and shuffle and seed is None and resume is None:
+            raise ValueError("sharded shuffled streams need a seed shared by every shard")
+        self.source = source
+        self.decode = decode
+        self.collate = collate
+        self.postprocess = postprocess
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        self.drop_remainder = bool(drop_remainder)
+        self.on_error = on_error
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.prefetch = max(1, int(prefetch or 2 * self.workers))
+        self.shard = (index, count)
+        self.augment = augment
+        self.training = self.shuffle if training is None else bool(training)
+        self.augment_enabled = True
+        self.name = name
+        self.errors: list[SkippedFile] = []
+        self.epoch = 0
+        self.position = 0  # next batch slot of this epoch (counts slots, not yielded batches)
+        self._decode_wants_rng = _wants_rng(decode)
+        self._lock = threading.Lock()
+        self._epoch_skips: collections.Counter[int] = collections.Counter()
+        self._summarised: set[int] = set()
+        if resume is not None:
+            self._restore(resume)
+
+    # --- order ----------------------------------------------------------------------------
+    def _global_slots(self) -> int:
+        n = len(self.source)
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch for this shard."""
+        index, count = self.shard
+        total = self._global_slots()
+        return max(0, -(-(total - index) // count))
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Row indices of ``epoch`` in the global order (all shards), ``int64 [N]``."""
+        n = len(self.source)
+        if not self.shuffle:
+            return np.arange(n)
+        return _rng(self.seed, epoch).permutation(n)
+
+    def slot_rows(self, epoch: int, slot: int, order: np.ndarray | None = None) -> np.ndarray:
+        """Rows of this shard's batch number ``slot`` in ``epoch``."""
+        order = self.epoch_order(epoch) if order is None else order
+        g = slot * self.shard[1] + self.shard[0]  # global batch number
+        return order[g * self.batch_size : (g + 1) * self.batch_size]
+
+    # --- building one batch (runs in a worker thread) -------------------------------------
+    def build(self, epoch: int, slot: int, order: np.ndarray | None = None) -> Batch:
+        """Decode, collate and (when training) augment batch ``slot`` of ``epoch``."""
+        rows = self.slot_rows(epoch, slot, order)
+        samples, labels, paths, skipped = [], [], [], []
+        for row in rows.tolist():
+            path = self.source.path(row)
+            try:
+                if self._decode_wants_rng:
+                    sample = self.decode(self.source.open(row), rng=_rng(self.seed, epoch, row))
+                else:
+                    sample = self.decode(self.source.open(row))
+            except Exception as exc:  # a bad file is a record, or an error naming it
+                if self.on_error == "raise":
+                    raise BadFileError(reason_of(exc), path) from exc
+                skipped.append((path, reason_of(exc)))
+                continue
+            samples.append(sample)
+            labels.append(self.source.labels[row])
+            paths.append(path)
+        y = np.asarray(labels, dtype=np.int32).reshape(-1)
+        if not samples:
+            return Batch(None, y, paths, slot, skipped)
+        return Batch(self._finish(self.collate(samples), epoch, slot), y, paths, slot, skipped)
+
+    def _finish(self, x: np.ndarray, epoch: int, slot: int) -> np.ndarray:
+        augment = self.augment if (self.training and self.augment_enabled) else None
+        rng = _rng(self.seed, epoch, slot * self.shard[1] + self.shard[0], 0xA06)
+        if augment is not None:
+            x = augment(x, rng)
+        if self.postprocess is not None:
+            x = self.postprocess(x)
+        if augment is not None and hasattr(augment, "features"):
+            x = augment.features(x, rng)
+        return x
+
+    # --- epochs ---------------------------------------------------------------------------
+    def batches(self) -> Iterator[Batch]:
+        """The rest of the current epoch, in order, built in parallel; then the epoch ends.
+
+        Batches whose every file failed are not yielded. Breaking out early keeps the cursor
+        where it stopped (``state()``), and stops the worker threads.
+        """
+        for batch in self.slots():
+            if not batch.empty:
+                yield batch
+        self.end_epoch()
+
+    def slots(self) -> Iterator[Batch]:
+        """Every remaining batch slot of the current epoch, empty ones included, in order.
+
+        Up to ``prefetch`` batches are built ahead by ``workers`` threads; the threads stop
+        when the iterator is exhausted, closed or garbage-collected. Does not end the epoch.
+        """
+        epoch, n = self.epoch, len(self)
+        order = self.epoch_order(epoch)
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"bytefeed-{self.name}")
+        pending: collections.deque[Future[Batch]] = collections.deque()
+        next_slot = self.position
+        try:
+            while next_slot < n or pending:
+                while next_slot < n and len(pending) < self.prefetch:
+                    pending.append(pool.submit(self.build, epoch, next_slot, order))
+                    next_slot += 1
+                batch = pending.popleft().result()
+                self.record(epoch, batch)
+                self.position = batch.slot + 1
+                yield batch
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def record(self, epoch: int, batch: Batch) -> None:
+        """Add a batch's skipped files to ``errors`` (once per file and epoch)."""
+        if not batch.skipped:
+            return
+        with self._lock:
+            self.errors.extend(SkippedFile(p, r, epoch) for p, r in batch.skipped)
+            self._epoch_skips[epoch] += len(batch.skipped)
+
+    def end_epoch(self) -> None:
+        """Close the current epoch: warn once about its skips, move the cursor on."""
+        skipped = self._epoch_skips.get(self.epoch, 0)
+        if skipped and self.epoch not in self._summarised:
+            self._summarised.add(self.epoch)
+            warnings.warn(
+                f"{self.name}: skipped {skipped} bad file(s) in epoch {self.epoch} "
+                f"(stream.errors lists them; stream.write_errors(path) saves a CSV)",
+                BytefeedWarning,
+                stacklevel=3,
+            )
+        self.epoch += 1
+        self.position = 0
+
+    def write_errors(self, path: str | os.PathLike) -> int:
+        """Write ``errors`` as a CSV ``path,reason,epoch``; returns the number of rows."""
+        return write_error_report(self.errors, path)
+
+    # --- state ----------------------------------------------------------------------------
+    def state(self) -> dict:
+        """A JSON-serialisable dict from which ``resume=`` continues exactly here."""
+        return {
+            "version": STATE_VERSION,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "position": self.position,
+            "shard": list(self.shard),
+            "rows": len(self.source),
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "source": self.source.fingerprint()[:16],
+        }
+
+    def _restore(self, state: dict) -> None:
+        expected = {
+            "rows": len(self.source),
+            "batch_size": self.batch_size,
+            "shard": list(self.shard),
+            "shuffle": self.shuffle,
+            "source": self.source.fingerprint()[:16],
+        }
+        for key, value in expected.items():
+            if key in state and state[key] != value:
+                raise ValueError(
+                    f"resume state does not fit this stream: {key} was {state[key]!r}, "
+                    f"now {value!r}"
+                )
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        if not 0 <= self.position <= len(self):
+            raise ValueError(f"resume position {self.position} outside 0..{len(self)}")
+        if self.position == len(self):  # saved after an epoch's last batch: start the next
+            self.epoch, self.position = self.epoch + 1, 0
+
+
+def stack(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Collate same-shape samples into one C-contiguous batch ``[B, ...]``."""
+    return np.stack(samples)

@@ -1,0 +1,38 @@
+"""Shared fixtures. Kept light: no TensorFlow or Keras import at module top."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data_sample"
+NOTEBOOKS = ROOT / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def data_sample() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def kernel_name() -> str:
+    """The one Jupyter kernel every notebook test runs on: this interpreter's own."""
+    return "python3"
+
+
+@pytest.fixture
+def run_nb(tmp_path, kernel_name):
+    """Execute ``notebooks/<name>.ipynb`` into ``tmp_path`` and return its recorded results."""
+    from bytefeed_helpers.notebook_runner import run_notebook
+
+    def run(name: str, **parameters):
+        result = run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path, parameters, kernel_name=kernel_name)
+        return result.results()
+
+    return run
