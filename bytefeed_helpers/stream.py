@@ -43,6 +43,7 @@ class Stream(keras.utils.PyDataset):
         self._live: Iterator[Batch] | None = None
         self._live_epoch = -1
         self._served: dict[int, Batch] = {}
+        self._keras_epoch_open = False
 
     # --- facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -156,8 +157,18 @@ class Stream(keras.utils.PyDataset):
         self.engine.record(self.engine.epoch, batch)
         return batch
 
+    def on_epoch_begin(self) -> None:
+        self._keras_epoch_open = True
+
     def on_epoch_end(self) -> None:
-        """Keras calls this after each epoch: move on to the next one, reshuffled."""
+        """Keras calls this after each epoch: move on to the next one, reshuffled.
+
+        Keras also calls it when it resets an iterator before any epoch began; that call is
+        ignored, so the epoch count matches the epochs trained.
+        """
+        if not self._keras_epoch_open:
+            return
+        self._keras_epoch_open = False
         self._drop_live()
         self.engine.end_epoch()
 
