@@ -32,7 +32,9 @@ def run_nb(tmp_path, kernel_name):
     from bytefeed_helpers.notebook_runner import run_notebook
 
     def run(name: str, **parameters):
-        result = run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path, parameters, kernel_name=kernel_name)
+        result = run_notebook(
+            NOTEBOOKS / f"{name}.ipynb", tmp_path, parameters, kernel_name=kernel_name
+        )
         return result.results()
 
     return run

@@ -180,7 +180,7 @@ def test_resume_rejects_other_stream(manifest):
 def test_shards_disjoint_union_and_balanced(manifest):
     shards = [make(manifest, shard=(i, 3)) for i in range(3)]
     parts = [epoch_rows(s) for s in shards]
-    assert sorted(sum(parts, [])) == list(range(N))
+    assert sorted(r for part in parts for r in part) == list(range(N))
     sizes = [len(s) for s in shards]
     assert max(sizes) - min(sizes) <= 1
     with pytest.raises(ValueError, match="seed"):

@@ -64,9 +64,13 @@ def test_class_ids_match_keras(tree: Path):
     m = build_manifest(tree, kind="image", progress=False)
     assert m.class_names == ds.class_names
     # every file both list gets the same label id (Keras also lists hidden files; we skip them)
-    keras_labels = dict(zip(ds.file_paths, np.concatenate([y for _, y in ds]).tolist(), strict=True))
+    keras_labels = dict(
+        zip(ds.file_paths, np.concatenate([y for _, y in ds]).tolist(), strict=True)
+    )
     assert set(m.paths) <= set(keras_labels)
-    assert all(keras_labels[p] == label for p, label in zip(m.paths, m.labels.tolist(), strict=True))
+    assert all(
+        keras_labels[p] == label for p, label in zip(m.paths, m.labels.tolist(), strict=True)
+    )
 
 
 def test_extensions_override_and_unlabelled(tmp_path: Path):
