@@ -36,6 +36,10 @@ _EXPORTS: dict[str, str] = {
     "image_batches": "image_batches",
     "audio_batches": "audio_batches",
     "text_batches": "text_batches",
+    # the article's generators, the baseline the kit is measured against
+    "article_image_generator": "article_generators",
+    "article_audio_generator": "article_generators",
+    "article_text_generator": "article_generators",
     # running notebooks and recording what they prove
     "run_notebook": "notebook_runner",
     "run_notebooks": "notebook_runner",

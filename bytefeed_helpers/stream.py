@@ -40,6 +40,7 @@ class Stream(keras.utils.PyDataset):
         self.engine = engine
         self.with_paths = bool(with_paths)
         self.kind = kind
+        self.options: dict = {}
         self._live: Iterator[Batch] | None = None
         self._live_epoch = -1
         self._served: dict[int, Batch] = {}
@@ -197,16 +198,21 @@ def make_stream(
     *,
     kind: str,
     with_paths: bool = False,
+    options: dict | None = None,
     **engine_options: Any,
 ) -> Stream:
     """Build a ``Stream`` over ``manifest`` (a ``Manifest``, a manifest file or a source).
 
     The front-ends (``image_batches``, ``audio_batches``, ``text_batches``) call this with
-    their decoder and collate step; ``engine_options`` go to ``BatchEngine``.
+    their decoder and collate step; ``engine_options`` go to ``BatchEngine``. ``options``
+    records the front-end's decoding settings as ``stream.options`` (for caches, the
+    TensorFlow pipeline and predicting single files the same way).
     """
     source = as_source(manifest, kind)
     engine = BatchEngine(source, decode, collate, name=f"{kind}_batches", **engine_options)
-    return Stream(engine, with_paths=with_paths, kind=kind)
+    stream = Stream(engine, with_paths=with_paths, kind=kind)
+    stream.options = dict(options or {})
+    return stream
 
 
 def as_source(manifest: Any, kind: str | None = None) -> Any:
