@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -129,6 +130,18 @@ class Manifest:
         """Rows per class, in ``class_names`` order (classes with no rows count 0)."""
         counter = Counter(self.labels.tolist())
         return {name: counter.get(i, 0) for i, name in enumerate(self.class_names)}
+
+    def plot_counts(self, ax: Any = None, title: str | None = None) -> Any:
+        """Bar chart of rows per class (matplotlib); returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(5, 3))[1]
+        counts = self.counts() or {"(unlabelled)": len(self)}
+        ax.bar(list(counts), list(counts.values()), color="tab:blue")
+        ax.set_ylabel("files")
+        ax.set_title(title or f"{self.kind or 'files'} per class ({len(self)} in all)")
+        ax.tick_params(axis="x", labelrotation=30)
+        return ax
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Manifest:
         """The rows at ``indices`` (in that order), keeping ``class_names`` and ``kind``."""
