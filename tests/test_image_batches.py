@@ -51,7 +51,7 @@ def test_broken_manifest_skips_and_records():
 
 def test_broken_manifest_raise_names_the_file():
     s = image_batches(BROKEN, batch_size=4, image_size=(32, 32), shuffle=False, on_error="raise")
-    with pytest.raises(BadFileError, match="truncated.jpg"):
+    with pytest.raises(BadFileError, match=r"truncated\.jpg"):
         list(s)
 
 
