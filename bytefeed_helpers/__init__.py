@@ -48,6 +48,16 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
+# These modules are named like the function they hold. Importing a submodule binds its name on
+# the package, which would shadow the lazy function with the module; importing them here binds
+# the functions for good. None of them imports TensorFlow.
+from .audio_batches import audio_batches  # noqa: E402, F401
+from .decode_audio import decode_audio  # noqa: E402, F401
+from .decode_image import decode_image  # noqa: E402, F401
+from .decode_text import decode_text  # noqa: E402, F401
+from .image_batches import image_batches  # noqa: E402, F401
+from .text_batches import text_batches  # noqa: E402, F401
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decode_audio import decode_audio, logmel
 from .engine import stack
-from .stream import Stream, make_stream
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 FEATURES = (None, "waveform", "logmel")
 
@@ -64,6 +66,8 @@ def audio_batches(
     )
     options = {"sample_rate": sample_rate, "duration": duration, "crop": crop}
     options.update({"features": features or "waveform", **mel})
+    from .stream import make_stream  # here, so importing this module skips Keras
+
     return make_stream(
         manifest,
         decode,

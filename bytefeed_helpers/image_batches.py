@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decode_image import decode_image
 from .engine import stack
-from .stream import Stream, make_stream
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 
 def image_batches(
@@ -54,6 +56,8 @@ def image_batches(
     """
     options = {"image_size": tuple(image_size), "channels": channels, "fit": fit, "dtype": dtype}
     decode = functools.partial(decode_image, **options)
+    from .stream import make_stream  # here, so importing this module skips Keras
+
     return make_stream(
         manifest,
         decode,

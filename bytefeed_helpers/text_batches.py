@@ -6,13 +6,15 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .decode_text import WordTokenizer, decode_text, pad_sequences
-from .stream import Stream, as_source, make_stream
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 
 def text_batches(
@@ -52,6 +54,8 @@ def text_batches(
     Keras on the TensorFlow backend fixes batch shapes from the first batches it sees, so for
     ``model.fit`` give ``max_length`` (variable ``T`` works for plain iteration).
     """
+    from .stream import as_source, make_stream  # here, so importing this module skips Keras
+
     source = as_source(manifest, "text")
     if tokenizer is None:
         tokenizer = WordTokenizer(max_tokens=max_tokens).fit(_documents(source, workers))
