@@ -1,0 +1,416 @@
+"""Decode image files (JPEG, PNG, GIF, WebP, BMP, TIFF) to fixed-size uint8/float32 arrays.
+
+The format is told by the file's content (magic bytes), never by its name. JPEG goes through
+libjpeg-turbo (simplejpeg) and lets the DCT do part of the downscale; everything else, and the
+JPEGs that simplejpeg cannot handle (CMYK/YCCK, recoverable corruption), goes through Pillow.
+Every bad input raises :class:`~bytefeed_helpers.errors.BadFileError` with a short reason;
+a missing file raises :class:`FileNotFoundError`.
+
+Functions here are thread-safe: they share no mutable state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from .errors import BadFileError
+
+__all__ = ["IMAGE_FORMATS", "decode_image", "image_info"]
+
+Source = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
+
+#: Formats ``decode_image`` reads, by the names Pillow and ``image_info`` use.
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+
+FITS = ("stretch", "crop", "pad")
+DTYPES = ("uint8", "float32")
+CHANNELS = (1, 3)
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "area": Image.Resampling.BOX,  # Keras' name for box averaging
+    "hamming": Image.Resampling.HAMMING,
+}
+# Pillow's docs: a reducing gap of 3 is indistinguishable from a full resample, and much faster
+# on large downscales (it box-reduces by an integer factor first).
+_REDUCING_GAP = 3.0
+
+# EXIF Orientation (tag 0x0112) -> the transpose that makes the stored pixels upright,
+# the same table as PIL.ImageOps.exif_transpose.
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
+
+# What Pillow lets through on corrupt files: the list its fuzz tests accept
+# (Tests/test_fuzzers.py), plus EOFError and struct.error that some plugins raise on cut files.
+_PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    MemoryError,
+    NotImplementedError,
+    OverflowError,
+    EOFError,
+    struct.error,
+)
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+)
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The image format named by the first bytes of a file (16 are enough), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    return None
+
+
+def decode_image(
+    src: Source,
+    image_size: tuple[int, int] | None = (224, 224),
+    *,
+    channels: int = 3,
+    fit: str = "stretch",
+    dtype: str = "uint8",
+    interpolation: str = "bilinear",
+) -> np.ndarray:
+    """Decode one image to a C-contiguous ``[H, W, channels]`` array.
+
+    Args:
+        src: a path, the file's bytes, or a binary file object.
+        image_size: ``(height, width)`` of the output, as in Keras; None keeps the image's size.
+        channels: 3 for RGB, 1 for grayscale (shape ``[H, W, 1]``).
+        fit: "stretch" resizes to exactly ``image_size`` ignoring aspect; "crop" keeps aspect,
+            covers ``image_size`` and cuts the centre (Keras ``crop_to_aspect_ratio``); "pad"
+            keeps aspect, fits inside and centres the image on zeros (``pad_to_aspect_ratio``).
+        dtype: "uint8", or "float32" holding the same 0..255 values (as Keras loaders do).
+        interpolation: one of "nearest", "bilinear", "bicubic", "lanczos", "box"/"area",
+            "hamming" (Pillow filters, which antialias when downscaling).
+
+    The EXIF orientation is applied, so the pixels come out upright. Alpha is dropped (as
+    ``PIL.Image.convert("RGB")`` and Keras do: transparent pixels show their stored colour),
+    GIFs give their first frame, 16-bit images are scaled to 0..255.
+
+    Raises:
+        BadFileError: empty, unrecognised, truncated or corrupt content, or more pixels than
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression-bomb guard).
+        FileNotFoundError: ``src`` names no file.
+        ValueError: an argument outside the allowed values.
+    """
+    _check_args(image_size, channels, fit, dtype, interpolation)
+    data = _read_bytes(src)
+    fmt = _detect(data)
+    mode = "L" if channels == 1 else "RGB"
+    resample = _RESAMPLE[interpolation]
+    img = None
+    if fmt == "JPEG":
+        img = _decode_jpeg_turbo(data, image_size, fit, mode)
+    if img is None:  # not JPEG, or a JPEG simplejpeg declined
+        img = _decode_pillow(data, fmt, image_size, fit, mode)
+    if image_size is not None:
+        img = _fit(img, image_size, fit, resample)
+    return _to_array(img, dtype)
+
+
+def image_info(src: Source) -> dict[str, Any]:
+    """Format, width, height and Pillow mode of an image, reading only its header.
+
+    Width and height are as stored (before any EXIF rotation). Raises BadFileError for an
+    empty, unrecognised or oversized image, FileNotFoundError for a missing file.
+    """
+    with _open_stream(src) as fh:
+        head = fh.read(16)
+        fh.seek(-len(head), io.SEEK_CUR)
+        fmt = _detect(head)
+        img = _open_pillow(fh, fmt)
+        _check_pixels(*img.size)
+        return {"format": fmt, "width": img.width, "height": img.height, "mode": img.mode}
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_bytes(src: Source) -> bytes | bytearray:
+    """All bytes of ``src``: bytes-like objects as they are, files read whole."""
+    if isinstance(src, bytes | bytearray):
+        return src
+    if isinstance(src, memoryview):
+        return src.tobytes()
+    if hasattr(src, "read"):
+        return src.read()
+    with open(src, "rb") as fh:
+        return fh.read()
+
+
+@contextlib.contextmanager
+def _open_stream(src: Source) -> Iterator[IO[bytes]]:
+    """A seekable binary stream on ``src``, closed afterwards only if opened here."""
+    if isinstance(src, bytes | bytearray | memoryview):
+        yield io.BytesIO(src)
+    elif hasattr(src, "read"):
+        yield src if src.seekable() else io.BytesIO(src.read())  # Pillow needs to seek
+    else:
+        with open(src, "rb") as fh:
+            yield fh
+
+
+def _detect(head: bytes | bytearray) -> str:
+    """The format of ``head``'s content; BadFileError when empty or not one we read."""
+    if len(head) == 0:
+        raise BadFileError("empty file")
+    fmt = _sniff_format(bytes(head[:16]))
+    if fmt is None:
+        raise BadFileError("not an image (unrecognised content)")
+    return fmt
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Apply Pillow's decompression-bomb limit (read each call: users may change it)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise BadFileError(
+            f"image too large (decompression bomb guard): {width}x{height} pixels "
+            f"> PIL.Image.MAX_IMAGE_PIXELS={limit}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding
+
+
+def _needed_size(
+    height: int, width: int, image_size: tuple[int, int] | None, fit: str, orientation: int
+) -> tuple[int, int]:
+    """The least ``(height, width)`` a DCT-scaled decode of a stored image needs, 0 = any.
+
+    Stretch and crop need both output sides covered (crop covers the target, then cuts);
+    pad only needs the side that limits the scale. Orientations 5-8 store the image turned by
+    90 degrees, so the target's sides swap.
+    """
+    if image_size is None:
+        return height, width
+    out_h, out_w = image_size
+    if orientation in _SWAPS_AXES:
+        out_h, out_w = out_w, out_h
+    if fit == "pad":
+        return (out_h, 0) if out_h / height <= out_w / width else (0, out_w)
+    return out_h, out_w
+
+
+def _decode_jpeg_turbo(
+    data: bytes | bytearray,
+    image_size: tuple[int, int] | None,
+    fit: str,
+    mode: str,
+) -> Image.Image | None:
+    """Decode a JPEG with libjpeg-turbo, upright; None when Pillow should try instead."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None  # a header libjpeg-turbo rejects: Pillow may still read it, or say why
+    _check_pixels(width, height)
+    if colorspace in ("CMYK", "YCCK"):
+        return None  # Pillow handles Adobe's inverted CMYK properly
+    orientation = _jpeg_orientation(data)
+    min_h, min_w = _needed_size(height, width, image_size, fit, orientation)
+    try:
+        array = simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if mode == "L" else "RGB",
+            fastdct=False,
+            min_height=min_h,
+            min_width=min_w,
+            strict=True,
+        )
+    except ValueError as exc:
+        if "Premature end" in str(exc):
+            # Truncated for certain; Pillow would say the same, more slowly.
+            raise BadFileError(f"truncated or corrupt JPEG data: {exc}") from exc
+        return None  # e.g. "extraneous bytes before marker": Pillow is more lenient
+    img = Image.fromarray(array[:, :, 0] if mode == "L" else array)
+    return _upright(img, orientation)
+
+
+def _jpeg_orientation(data: bytes | bytearray) -> int:
+    """The EXIF orientation of a JPEG (1 when absent), read from its header without decoding."""
+    # Most JPEGs carry no EXIF block at all; a byte search is far cheaper than a header parse.
+    if b"Exif\x00\x00" not in data:
+        return 1
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
+            return _orientation(img)
+    except _PIL_ERRORS:
+        return 1  # unreadable EXIF does not make the pixels unreadable
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image, 1 when absent or invalid."""
+    value = img.getexif().get(_ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    """``img`` turned and mirrored as its EXIF orientation says."""
+    method = _UPRIGHT.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
+def _open_pillow(fh: IO[bytes], fmt: str) -> Image.Image:
+    """``Image.open`` restricted to ``fmt``, its errors turned into BadFileError."""
+    try:
+        return Image.open(fh, formats=[fmt])
+    except Image.DecompressionBombError as exc:
+        raise BadFileError(f"image too large (decompression bomb guard): {exc}") from exc
+    except (Image.UnidentifiedImageError, *_PIL_ERRORS) as exc:
+        raise BadFileError(f"corrupt {fmt} data: {exc}") from exc
+
+
+def _decode_pillow(
+    data: bytes | bytearray,
+    fmt: str,
+    image_size: tuple[int, int] | None,
+    fit: str,
+    mode: str,
+) -> Image.Image:
+    """Decode any supported format with Pillow to an upright ``mode`` ("RGB"/"L") image."""
+    img = _open_pillow(io.BytesIO(data), fmt)
+    _check_pixels(*img.size)
+    kind = f"{fmt} data"
+    try:
+        img.seek(0)  # the first frame of an animation
+        if fmt == "JPEG" and image_size is not None:
+            # Let libjpeg scale by 1/2..1/8 while decoding; draft() wants both sides, 1 = any.
+            min_h, min_w = _needed_size(img.height, img.width, image_size, fit, _orientation(img))
+            img.draft(mode, (max(1, min_w), max(1, min_h)))
+        img.load()
+        orientation = _orientation(img)  # after load: PNG may keep EXIF after the pixels
+    except Image.DecompressionBombError as exc:
+        raise BadFileError(f"image too large (decompression bomb guard): {exc}") from exc
+    except _PIL_ERRORS as exc:
+        raise BadFileError(f"truncated or corrupt {kind}: {exc}") from exc
+    return _upright(_convert(img, mode), orientation)
+
+
+def _convert(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` as 8-bit "RGB" or "L"; alpha dropped, 16-bit and float scaled to 0..255."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit grey (PNG, TIFF; "I" holds the same data): 0..65535 -> 0..255, rounded.
+        wide = np.asarray(img).astype(np.int64).clip(0, 65535)
+        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8))
+    elif img.mode == "F":
+        # Float images come as 0..1 or 0..255: scale the former, clip the latter.
+        values = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            values = values * 255.0
+        img = Image.fromarray(np.rint(values.clip(0, 255)).astype(np.uint8))
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # Pillow warns converting such palettes straight to RGB
+    if img.mode == mode:
+        return img
+    try:
+        return img.convert(mode)
+    except ValueError:
+        pass  # Pillow lacks some direct conversions (LAB -> L): go through RGB
+    try:
+        return img.convert("RGB").convert(mode)
+    except ValueError as exc:
+        raise BadFileError(f"unsupported image mode {img.mode!r}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# sizing and output
+
+
+def _fit(
+    img: Image.Image, image_size: tuple[int, int], fit: str, resample: Image.Resampling
+) -> Image.Image:
+    """``img`` resized to ``image_size`` = (height, width) as ``fit`` says."""
+    out_h, out_w = image_size
+    if fit == "stretch":
+        if img.size == (out_w, out_h):
+            return img
+        return img.resize((out_w, out_h), resample, reducing_gap=_REDUCING_GAP)
+    if fit == "crop":
+        return img.resize(
+            (out_w, out_h),
+            resample,
+            box=_centre_box(img, out_w / out_h),
+            reducing_gap=_REDUCING_GAP,
+        )
+    scale = min(out_w / img.width, out_h / img.height)
+    new_w = min(out_w, max(1, round(img.width * scale)))
+    new_h = min(out_h, max(1, round(img.height * scale)))
+    if img.size != (new_w, new_h):
+        img = img.resize((new_w, new_h), resample, reducing_gap=_REDUCING_GAP)
+    if img.size == (out_w, out_h):
+        return img
+    canvas = Image.new(img.mode, (out_w, out_h), 0)
+    canvas.paste(img, ((out_w - new_w) // 2, (out_h - new_h) // 2))
+    return canvas
+
+
+def _centre_box(img: Image.Image, aspect: float) -> tuple[float, float, float, float]:
+    """The largest centred (left, top, right, bottom) box of ``img`` with width/height ``aspect``."""
+    width, height = img.size
+    if width / height > aspect:  # too wide: cut the sides
+        crop_w = height * aspect
+        return ((width - crop_w) / 2, 0.0, (width + crop_w) / 2, float(height))
+    crop_h = width / aspect
+    return (0.0, (height - crop_h) / 2, float(width), (height + crop_h) / 2)
+
+
+def _to_array(img: Image.Image, dtype: str) -> np.ndarray:
+    """A writable, C-contiguous ``[H, W, C]`` array of ``img`` in ``dtype``."""
+    array = np.array(img, dtype=np.float32 if dtype == "float32" else np.uint8)
+    return array[:, :, np.newaxis] if array.ndim == 2 else array
+
+
+def _check_args(
+    image_size: tuple[int, int] | None, channels: int, fit: str, dtype: str, interpolation: str
+) -> None:
+    """ValueError naming the allowed values for any argument outside them."""
+    if image_size is not None and not (
+        len(image_size) == 2 and all(isinstance(v, int | np.integer) and v > 0 for v in image_size)
+    ):
+        raise ValueError(f"image_size must be None or (height, width) > 0, not {image_size!r}")
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {CHANNELS}, not {channels!r}")
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+    if interpolation not in _RESAMPLE:
+        raise ValueError(f"interpolation must be one of {tuple(_RESAMPLE)}, not {interpolation!r}")
