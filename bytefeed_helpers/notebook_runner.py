@@ -7,10 +7,11 @@ each one through ``run_notebook`` with small parameters. A notebook records its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,16 @@ def run_notebook(
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(
-            str(src),
-            str(out / src.name),
-            parameters=params,
-            kernel_name=kernel_name,
-            cwd=str(src.parent),
-            progress_bar=False,
-            execution_timeout=timeout,
-        )
+        with _inline_figures():
+            papermill.execute_notebook(
+                str(src),
+                str(out / src.name),
+                parameters=params,
+                kernel_name=kernel_name,
+                cwd=str(src.parent),
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
     except Exception as exc:  # papermill saves the failing copy; report it
         if raise_on_error:
             raise
@@ -79,6 +81,24 @@ def run_notebook(
             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         )
     return NotebookRun(src.stem, out / src.name, results, time.perf_counter() - start, error)
+
+
+@contextlib.contextmanager
+def _inline_figures() -> Iterator[None]:
+    """Let the kernel draw figures into the notebook, whatever MPLBACKEND the caller set.
+
+    The kernel inherits this process's environment; a headless ``MPLBACKEND=Agg`` there would
+    leave the executed notebooks without their figures.
+    """
+    saved = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = saved
 
 
 def run_notebooks(
