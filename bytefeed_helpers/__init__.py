@@ -71,11 +71,11 @@ _EXPORTS: dict[str, str] = {
     "to_tf_dataset": "tf_pipeline",
     # measuring memory and speed, and the decoded-sample cache
     "profile_stream": "profiling",
-    "profile_pipelines": "profiling",
-    "compare": "profiling",
-    "memory_vs_size": "profiling",
     "StreamProfile": "profiling",
-    "Comparison": "profiling",
+    "profile_pipelines": "benchmark",
+    "compare": "benchmark",
+    "memory_vs_size": "benchmark",
+    "Comparison": "benchmark",
     "SampleCache": "cache",
     "clear_cache": "cache",
     # running notebooks and recording what they prove

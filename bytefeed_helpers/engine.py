@@ -15,6 +15,7 @@ import collections
 import inspect
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -171,6 +172,8 @@ class BatchEngine:
         self._lock = threading.Lock()
         self._epoch_skips: collections.Counter[int] = collections.Counter()
         self._summarised: set[int] = set()
+        # profiling hook: an object with ``add(stage, seconds, count)`` (profiling.StageStats)
+        self.stats: Any = None
         if resume is not None:
             self._restore(resume)
 
@@ -203,6 +206,7 @@ class BatchEngine:
         """Decode, collate and (when training) augment batch ``slot`` of ``epoch``."""
         rows = self.slot_rows(epoch, slot, order)
         samples, labels, paths, skipped = [], [], [], []
+        laps = _Laps(self.stats)
         for row in rows.tolist():
             path = self.source.path(row)
             try:
@@ -219,19 +223,28 @@ class BatchEngine:
             labels.append(self.source.labels[row])
             paths.append(path)
         y = np.asarray(labels, dtype=np.int32).reshape(-1)
+        laps.lap("decode", len(rows))
         if not samples:
             return Batch(None, y, paths, slot, skipped)
-        return Batch(self._finish(self.collate(samples), epoch, slot), y, paths, slot, skipped)
+        x = self.collate(samples)
+        laps.lap("collate", len(samples))
+        return Batch(self._finish(x, epoch, slot, laps), y, paths, slot, skipped)
 
-    def _finish(self, x: np.ndarray, epoch: int, slot: int) -> np.ndarray:
+    def _finish(
+        self, x: np.ndarray, epoch: int, slot: int, laps: _Laps | None = None
+    ) -> np.ndarray:
+        laps = laps or _Laps(None)
         augment = self.augment if (self.training and self.augment_enabled) else None
         rng = _rng(self.seed, epoch, slot * self.shard[1] + self.shard[0], 0xA06)
         if augment is not None:
             x = augment(x, rng)
+            laps.lap("augment", len(x))
         if self.postprocess is not None:
             x = self.postprocess(x)
+            laps.lap("postprocess", len(x))
         if augment is not None and hasattr(augment, "features"):
             x = augment.features(x, rng)
+            laps.lap("features", len(x))
         return x
 
     # --- epochs ---------------------------------------------------------------------------
@@ -242,29 +255,33 @@ class BatchEngine:
         where it stopped (``state()``), and stops the worker threads.
         """
         for batch in self.slots():
+            self.position = batch.slot + 1
             if not batch.empty:
                 yield batch
         self.end_epoch()
 
-    def slots(self) -> Iterator[Batch]:
-        """Every remaining batch slot of the current epoch, empty ones included, in order.
+    def slots(self, epoch: int | None = None, start: int | None = None) -> Iterator[Batch]:
+        """Every batch slot of ``epoch`` from ``start`` on (default: the cursor), in order.
 
-        Up to ``prefetch`` batches are built ahead by ``workers`` threads; the threads stop
-        when the iterator is exhausted, closed or garbage-collected. Does not end the epoch.
+        Empty batches (every file failed) are yielded too. Up to ``prefetch`` batches are
+        built ahead by ``workers`` threads; the threads stop when the iterator is exhausted,
+        closed or garbage-collected. Skipped files are recorded as each batch is taken; the
+        cursor is left alone (the caller moves it).
         """
-        epoch, n = self.epoch, len(self)
+        epoch = self.epoch if epoch is None else epoch
+        next_slot, n = (self.position if start is None else start), len(self)
         order = self.epoch_order(epoch)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"bytefeed-{self.name}")
         pending: collections.deque[Future[Batch]] = collections.deque()
-        next_slot = self.position
         try:
             while next_slot < n or pending:
                 while next_slot < n and len(pending) < self.prefetch:
                     pending.append(pool.submit(self.build, epoch, next_slot, order))
                     next_slot += 1
+                laps = _Laps(self.stats)
                 batch = pending.popleft().result()
+                laps.lap("wait", 1)  # time the consumer waited for the batch
                 self.record(epoch, batch)
-                self.position = batch.slot + 1
                 yield batch
         finally:
             for fut in pending:
@@ -281,30 +298,47 @@ class BatchEngine:
 
     def end_epoch(self) -> None:
         """Close the current epoch: warn once about its skips, move the cursor on."""
-        skipped = self._epoch_skips.get(self.epoch, 0)
-        if skipped and self.epoch not in self._summarised:
-            self._summarised.add(self.epoch)
+        self.move_to((self.epoch + 1) * len(self))
+
+    def move_to(self, position: int) -> None:
+        """Put the cursor at global batch ``position`` (``epoch * len + slot``), summarising
+        the skipped files of every epoch it leaves behind."""
+        while self.epoch < position // max(1, len(self)):
+            self._summarise(self.epoch)
+            self.epoch += 1
+        self.position = position - self.epoch * len(self)
+
+    def global_position(self) -> int:
+        """The cursor as one number: batches since the start of epoch 0 (``epoch * len + slot``)."""
+        return self.epoch * len(self) + self.position
+
+    def _summarise(self, epoch: int) -> None:
+        skipped = self._epoch_skips.get(epoch, 0)
+        if skipped and epoch not in self._summarised:
+            self._summarised.add(epoch)
             warnings.warn(
-                f"{self.name}: skipped {skipped} bad file(s) in epoch {self.epoch} "
+                f"{self.name}: skipped {skipped} bad file(s) in epoch {epoch} "
                 f"(stream.errors lists them; stream.write_errors(path) saves a CSV)",
                 BytefeedWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        self.epoch += 1
-        self.position = 0
 
     def write_errors(self, path: str | os.PathLike) -> int:
         """Write ``errors`` as a CSV ``path,reason,epoch``; returns the number of rows."""
         return write_error_report(self.errors, path)
 
     # --- state ----------------------------------------------------------------------------
-    def state(self) -> dict:
-        """A JSON-serialisable dict from which ``resume=`` continues exactly here."""
+    def state(self, position: int | None = None) -> dict:
+        """A JSON-serialisable dict from which ``resume=`` continues exactly here (or at
+        global batch ``position``, see ``global_position``)."""
+        epoch, slot = (
+            (self.epoch, self.position) if position is None else divmod(position, max(1, len(self)))
+        )
         return {
             "version": STATE_VERSION,
             "seed": self.seed,
-            "epoch": self.epoch,
-            "position": self.position,
+            "epoch": epoch,
+            "position": slot,
             "shard": list(self.shard),
             "rows": len(self.source),
             "batch_size": self.batch_size,
@@ -333,6 +367,22 @@ class BatchEngine:
             raise ValueError(f"resume position {self.position} outside 0..{len(self)}")
         if self.position == len(self):  # saved after an epoch's last batch: start the next
             self.epoch, self.position = self.epoch + 1, 0
+
+
+class _Laps:
+    """Times consecutive steps into a ``stats`` object; does nothing when it is None."""
+
+    __slots__ = ("stats", "t")
+
+    def __init__(self, stats: Any):
+        self.stats = stats
+        self.t = time.perf_counter() if stats is not None else 0.0
+
+    def lap(self, stage: str, count: int) -> None:
+        if self.stats is not None:
+            now = time.perf_counter()
+            self.stats.add(stage, now - self.t, count)
+            self.t = now
 
 
 def stack(samples: Sequence[np.ndarray]) -> np.ndarray:

@@ -41,10 +41,12 @@ class Stream(keras.utils.PyDataset):
         self.with_paths = bool(with_paths)
         self.kind = kind
         self.options: dict = {}
-        self._live: Iterator[Batch] | None = None
-        self._live_epoch = -1
-        self._served: dict[int, Batch] = {}
+        self._live: Iterator[Batch] | None = None  # prefetching sequence for Keras' requests
+        self._live_next = -1  # global batch position it yields next
+        self._peeked: dict[int, Batch] = {}  # batches asked for outside a Keras epoch
         self._keras_epoch_open = False
+        self._epoch_start = 0
+        self._trained_to: list[int] = []  # position after each batch served in this epoch
 
     # --- facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -106,10 +108,18 @@ class Stream(keras.utils.PyDataset):
         """Save ``errors`` as a CSV (``path,reason,epoch``); returns the number of rows."""
         return self.engine.write_errors(path)
 
+    def to_tf_dataset(self, **kwargs: Any) -> Any:
+        """This stream's epoch as a ``tf.data.Dataset`` of TensorFlow ops (for the tf.data
+        service); see ``bytefeed_helpers.tf_pipeline.to_tf_dataset`` for ``kwargs``."""
+        from .tf_pipeline import to_tf_dataset
+
+        return to_tf_dataset(self, **kwargs)
+
     # --- plain iteration ------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple]:
         """The rest of the current epoch (all of it, unless a loop broke off earlier)."""
         self._drop_live()
+        self._peeked = {}
         for batch in self.engine.batches():
             yield self._format(batch)
 
@@ -119,63 +129,72 @@ class Stream(keras.utils.PyDataset):
         return batch.x, batch.y
 
     # --- Keras' indexed access ------------------------------------------------------------
+    # Inside a Keras epoch (between on_epoch_begin and on_epoch_end) every request gets the
+    # next batch of the stream's own sequence, whatever index Keras asks for: the stream
+    # already reshuffles each epoch from its seed, so fit(shuffle=True) reordering indices
+    # would only defeat prefetching. The sequence runs on across epoch boundaries, so a stream
+    # resumed mid-epoch trains the rest of that epoch and then the next, nothing repeated or
+    # lost (Keras' epochs are then shifted by the resume position). Outside a Keras epoch
+    # (Keras' look at the first two batches, or a person's stream[i]) index i means the
+    # i-th batch from the cursor, and the cursor does not move.
     def __getitem__(self, index: int) -> tuple:
-        """Batch ``index`` of the current epoch (Keras asks 0, 1, ... in order)."""
+        """Batch ``index`` counted from the cursor; inside ``fit``, the next batch in order."""
         n = len(self)
         if not 0 <= index < n:
             raise IndexError(f"batch {index} out of range for {n} batches")
-        batch = self._served.get(index) or self._take(index)
-        for step in range(1, n):  # every file of this batch failed: lend the next good one
-            if not batch.empty:
-                break
-            batch = self._served.get((index + step) % n) or self._build((index + step) % n)
-        if batch.empty:
-            raise BadFileError(
-                f"no file of this stream could be decoded ({len(self.errors)} skipped)"
-            )
+        if not self._keras_epoch_open:
+            return self._format(self._good_from(self.engine.global_position() + index)[0])
+        batch, after = self._good_from(self.engine.global_position())
+        self.engine.move_to(after)
+        self._trained_to.append(after)
         return self._format(batch)
 
-    def _take(self, index: int) -> Batch:
-        e = self.engine
-        if self._live is not None and self._live_epoch == e.epoch and index == e.position:
-            batch = self._next_live(index)
-        elif self._live is None and index == e.position:
-            self._live, self._live_epoch = e.slots(), e.epoch
-            batch = self._next_live(index)
-        else:  # out of order: build it here, leaving the prefetching iterator alone
-            return self._build(index)
-        self._served = {k: v for k, v in self._served.items() if k >= index - 2}
-        self._served[index] = batch
-        return batch
+    def _good_from(self, position: int) -> tuple[Batch, int]:
+        """The first batch at or after global ``position`` holding a good sample, and the
+        position after it (a batch whose every file failed is passed over)."""
+        for g in range(position, position + len(self)):
+            batch = self._fetch(g)
+            if not batch.empty:
+                return batch, g + 1
+        raise BadFileError(f"no file of this stream could be decoded ({len(self.errors)} skipped)")
 
-    def _next_live(self, index: int) -> Batch:
+    def _fetch(self, g: int) -> Batch:
+        batch = self._peeked.pop(g, None) if self._keras_epoch_open else self._peeked.get(g)
+        if batch is not None:
+            return batch
+        if self._live is None or g != self._live_next:
+            self._drop_live()
+            self._live, self._live_next = _sequence(self.engine, g), g
         batch = next(self._live)
-        assert batch.slot == index, (batch.slot, index)
+        self._live_next = g + 1
+        if not self._keras_epoch_open:  # keep what Keras peeked at for the epoch to come
+            self._peeked[g] = batch
         return batch
 
-    def _build(self, index: int) -> Batch:
-        batch = self.engine.build(self.engine.epoch, index)
-        self.engine.record(self.engine.epoch, batch)
-        return batch
+    def keras_state(self, trained: int) -> dict:
+        """The state after Keras trained ``trained`` batches of its current epoch (what a
+        checkpoint callback saves; Keras reads a few batches ahead of training)."""
+        if trained <= 0 or not self._trained_to:
+            return self.engine.state(self._epoch_start)
+        return self.engine.state(self._trained_to[min(trained, len(self._trained_to)) - 1])
 
     def on_epoch_begin(self) -> None:
         self._keras_epoch_open = True
+        self._epoch_start = self.engine.global_position()
+        self._trained_to = []
 
     def on_epoch_end(self) -> None:
-        """Keras calls this after each epoch: move on to the next one, reshuffled.
+        """Keras calls this after each epoch; the cursor is already past its last batch.
 
-        Keras also calls it when it resets an iterator before any epoch began; that call is
-        ignored, so the epoch count matches the epochs trained.
+        Keras also calls it when it resets an iterator before any epoch began: ignored.
         """
-        if not self._keras_epoch_open:
-            return
         self._keras_epoch_open = False
-        self._drop_live()
-        self.engine.end_epoch()
+        self._peeked = {}
+        if self._live_next % len(self) == 0:  # ended on an epoch boundary: free the threads
+            self._drop_live()
 
     # --- shutting down --------------------------------------------------------------------
     def _drop_live(self) -> None:
-        self._served = {}
         if self._live is not None:
             live, self._live = self._live, None
             live.close()
@@ -199,6 +218,7 @@ def make_stream(
     kind: str,
     with_paths: bool = False,
     options: dict | None = None,
+    cache: str | os.PathLike | None = None,
     **engine_options: Any,
 ) -> Stream:
     """Build a ``Stream`` over ``manifest`` (a ``Manifest``, a manifest file or a source).
@@ -206,12 +226,22 @@ def make_stream(
     The front-ends (``image_batches``, ``audio_batches``, ``text_batches``) call this with
     their decoder and collate step; ``engine_options`` go to ``BatchEngine``. ``options``
     records the front-end's decoding settings as ``stream.options`` (for caches, the
-    TensorFlow pipeline and predicting single files the same way).
+    TensorFlow pipeline and predicting single files the same way). ``cache`` (a folder)
+    keeps decoded samples on disk after the first epoch (``bytefeed_helpers.cache``);
+    ``stream.cache`` is the ``SampleCache``, or None.
     """
     source = as_source(manifest, kind)
+    sample_cache = None
+    if cache is not None:
+        from .cache import attach_cache
+
+        source, decode, sample_cache = attach_cache(
+            cache, source, decode, kind=kind, options=options, name=f"{kind}_batches"
+        )
     engine = BatchEngine(source, decode, collate, name=f"{kind}_batches", **engine_options)
     stream = Stream(engine, with_paths=with_paths, kind=kind)
     stream.options = dict(options or {})
+    stream.cache = sample_cache
     return stream
 
 
@@ -221,6 +251,10 @@ def as_source(manifest: Any, kind: str | None = None) -> Any:
     from .manifest import Manifest, read_manifest
 
     if isinstance(manifest, (str, os.PathLike)):
+        from .packed import is_packed, read_packed  # a packed directory reads like a manifest
+
+        if is_packed(manifest):
+            return read_packed(manifest)
         manifest = read_manifest(manifest, kind=kind)
     if isinstance(manifest, Manifest):
         if len(manifest) == 0:
@@ -229,3 +263,13 @@ def as_source(manifest: Any, kind: str | None = None) -> Any:
     if hasattr(manifest, "open") and hasattr(manifest, "labels"):
         return manifest
     raise TypeError(f"expected a Manifest, a manifest path or a source, not {type(manifest)}")
+
+
+def _sequence(engine: BatchEngine, g: int) -> Iterator[Batch]:
+    """Batches from global position ``g`` on, across epochs. A module function, so the
+    generator holds no reference to its Stream: a dropped stream is freed at once, and its
+    worker threads with it."""
+    epoch, slot = divmod(g, len(engine))
+    while True:  # prefetching runs within an epoch; the next starts when it is asked for
+        yield from engine.slots(epoch, slot)
+        epoch, slot = epoch + 1, 0

@@ -108,23 +108,51 @@ def test_all_bad_batch_is_left_out_when_iterating(manifest):
     assert len(batches) == 4 and batches[0][0][0, 0] == 5
 
 
+def keras_epoch(stream, order=None) -> list[tuple]:
+    """Read one epoch the way Keras does: begin, ask every index (in ``order``), end."""
+    stream.on_epoch_begin()
+    got = [stream[i] for i in (order or range(len(stream)))]
+    stream.on_epoch_end()
+    return got
+
+
 def test_keras_indexed_access_matches_iteration(manifest):
     a, b = make(manifest), make(manifest)
-    by_index = [a[i] for i in range(len(a))]
+    peek = [a[0], a[1]]  # Keras looks at two batches first: the cursor stays put
+    assert a.state()["position"] == 0
+    a.on_epoch_end()  # as Keras' reset() does, outside an epoch: ignored
+    by_keras = keras_epoch(a)
     by_iter = list(b)
-    for (xa, ya), (xb, yb) in zip(by_index, by_iter, strict=True):
+    np.testing.assert_array_equal(peek[1][0], by_keras[1][0])
+    for (xa, ya), (xb, yb) in zip(by_keras, by_iter, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
-    np.testing.assert_array_equal(a[0][0], by_index[0][0])  # re-asking (Keras' peek) is fine
-    a.on_epoch_end()  # as Keras' reset() does, outside an epoch: ignored
-    assert a.epoch == 0
-    a.on_epoch_begin()
-    a.on_epoch_end()
     assert a.epoch == 1 and b.epoch == 1
-    np.testing.assert_array_equal(a[2][0], list(b)[2][0])  # out of order works too
+    np.testing.assert_array_equal(a[2][0], list(b)[2][0])  # out of order works outside fit
 
 
-def test_keras_access_lends_next_batch_when_all_bad(manifest):
+def test_keras_shuffled_indices_still_get_the_stream_order(manifest):
+    """fit(shuffle=True) reorders indices; the stream serves its own order and keeps
+    prefetching, so nothing is repeated or lost."""
+    a, b = make(manifest), make(manifest)
+    got = keras_epoch(a, order=[3, 0, 4, 1, 2])
+    for (xa, _), (xb, _) in zip(got, list(b), strict=True):
+        np.testing.assert_array_equal(xa, xb)
+
+
+def test_keras_resumed_mid_epoch_runs_on_into_the_next(manifest):
+    full = make(manifest)
+    expected = [r for _ in range(2) for x, _ in full for r in x[:, 0].tolist()]
+    first = make(manifest)
+    it = iter(first)
+    head = [r for _ in range(2) for r in next(it)[0][:, 0].tolist()]
+    resumed = make(manifest, seed=None, resume=first.state())
+    rows = [r for _ in range(2) for x, _ in keras_epoch(resumed) for r in x[:, 0].tolist()]
+    assert head + rows[: len(expected) - len(head)] == expected
+    assert resumed.state()["epoch"] == 2 and resumed.state()["position"] == 2
+
+
+def test_keras_access_passes_over_all_bad_batch(manifest):
     for i in range(5):
         Path(manifest.paths[i]).write_text("bad")
     s = make(manifest, shuffle=False)
@@ -132,6 +160,10 @@ def test_keras_access_lends_next_batch_when_all_bad(manifest):
     assert x[:, 0].tolist() == [5, 6, 7, 8, 9]
     with pytest.raises(IndexError):
         s[len(s)]
+    with pytest.warns(BytefeedWarning):
+        epoch = keras_epoch(s, order=range(4))  # Keras asks for 5 but 4 fill the epoch
+    assert [int(x[0, 0]) for x, _ in epoch] == [5, 10, 15, 20]
+    assert s.epoch == 1 and s.state()["position"] == 0
 
 
 def test_break_stops_workers_and_keeps_cursor(manifest):
@@ -139,10 +171,10 @@ def test_break_stops_workers_and_keeps_cursor(manifest):
         time.sleep(0.01)
         return read_number(path)
 
-    s = make(manifest, decode=slow, workers=3)
+    s = make(manifest, decode=slow, workers=3, name="breaking")
     for _ in s:
         break
-    assert not [t for t in threading.enumerate() if t.name.startswith("bytefeed-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("bytefeed-breaking")]
     assert s.state()["position"] == 1 and s.epoch == 0
     rest = epoch_rows(s)  # iterating again continues the epoch
     assert len(rest) == N - 5

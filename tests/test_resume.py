@@ -1,0 +1,171 @@
+"""Resume and shards on real image, audio and text streams, shuffled, with bad files present."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import bytefeed_helpers as bf
+from bytefeed_helpers import Manifest, build_manifest, read_manifest
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*skipped \\d+ bad file")
+
+
+def _broken_plus_good(data_sample, kind: str, folder: str, csv: str, every: int) -> Manifest:
+    """The broken sample manifest (missing, empty, truncated files) plus some good files."""
+    broken = read_manifest(data_sample / "broken" / csv, kind=kind)
+    good = build_manifest(data_sample / folder, kind=kind, progress=False)
+    good = good.subset(np.arange(0, len(good), every))
+    assert broken.class_names == good.class_names
+    labels = np.concatenate([broken.labels, good.labels])
+    return Manifest(broken.paths + good.paths, labels, broken.class_names, kind=kind)
+
+
+@pytest.fixture(scope="module")
+def manifests(data_sample) -> dict[str, Manifest]:
+    return {
+        "image": _broken_plus_good(data_sample, "image", "images", "images.csv", 6),
+        "audio": _broken_plus_good(data_sample, "audio", "audio", "audio.csv", 4),
+        "text": _broken_plus_good(data_sample, "text", "text", "text.csv", 3),
+    }
+
+
+def make(kind: str, manifest: Manifest, **kw) -> bf.Stream:
+    """A shuffled training stream of ``kind`` (random audio crops), yielding paths too."""
+    kw.setdefault("seed", 21)
+    common = {"with_paths": True, "workers": 2, **kw}
+    if kind == "image":
+        return bf.image_batches(manifest, 4, (24, 24), **common)
+    if kind == "audio":
+        return bf.audio_batches(manifest, 3, 8000, 0.25, crop="random", **common)
+    return bf.text_batches(manifest, 3, max_length=12, **common)
+
+
+def batches(stream, count: int | None = None) -> list[tuple]:
+    """The next ``count`` batches (crossing into new epochs), or the rest of this epoch."""
+    out: list[tuple] = []
+    it = iter(stream)
+    while count is None or len(out) < count:
+        try:
+            out.append(next(it))
+        except StopIteration:
+            if count is None:
+                break
+            it = iter(stream)
+    it.close()
+    return out
+
+
+def same(a: list[tuple], b: list[tuple]) -> None:
+    assert len(a) == len(b)
+    for (xa, ya, pa), (xb, yb, pb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        assert pa.tolist() == pb.tolist()
+
+
+KINDS = ["image", "audio", "text"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resume_continues_exactly_mid_epoch_and_at_boundaries(kind, manifests):
+    manifest = manifests[kind]
+    full = make(kind, manifest)
+    epochs = [batches(full) for _ in range(3)]
+    expected = [b for epoch in epochs for b in epoch]
+    n0 = len(epochs[0])
+    assert full.errors and n0 >= 4  # bad files were met, and the epoch has room to stop in
+    # stop: at the start, mid-epoch, just before and at the epoch boundary, in epoch 1
+    for stop in sorted({0, 1, n0 // 2, n0 - 1, n0, n0 + 2}):
+        first = make(kind, manifest)
+        head = batches(first, stop)
+        state = json.loads(json.dumps(first.state()))
+        second = make(kind, manifest, seed=None, resume=state)  # seed from the state
+        tail = []
+        while len(head) + len(tail) < len(expected):
+            tail += batches(second)
+        same(head + tail, expected)
+        errors = [tuple(e) for e in first.errors + second.errors]
+        assert errors == [tuple(e) for e in full.errors], stop  # every skip recorded once
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_after_a_whole_epoch_starts_the_next(kind, manifests):
+    manifest = manifests[kind]
+    reference = make(kind, manifest)
+    batches(reference)
+    second_epoch = batches(reference)
+    stream = make(kind, manifest)
+    batches(stream)  # the loop ran to its end: the stream moved on to epoch 1
+    state = stream.state()
+    assert (state["epoch"], state["position"]) == (1, 0)
+    same(batches(make(kind, manifest, resume=state)), second_epoch)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shards_are_disjoint_whole_and_balanced(kind, manifests):
+    manifest = manifests[kind]
+    whole = make(kind, manifest)
+    n = len(whole)
+    for count in (2, 3):
+        shards = [make(kind, manifest, shard=(i, count)) for i in range(count)]
+        sizes = [len(s) for s in shards]
+        assert sum(sizes) == n and max(sizes) - min(sizes) <= 1
+        for epoch in range(2):
+            seen: list[str] = []
+            for s in shards:
+                seen += [p for _, _, paths in batches(s) for p in paths]
+                seen += [e.path for e in s.errors if e.epoch == epoch]
+            # every row once per epoch across the shards: decoded or recorded as skipped
+            assert sorted(seen) == sorted(manifest.paths), (count, epoch)
+
+
+def test_a_shard_resumes_as_itself(manifests):
+    manifest = manifests["image"]
+    reference = make("image", manifest, shard=(1, 3))
+    expected = batches(reference) + batches(reference)
+    first = make("image", manifest, shard=(1, 3))
+    head = batches(first, 1)
+    second = make("image", manifest, shard=(1, 3), resume=first.state())
+    tail = []
+    while len(head) + len(tail) < len(expected):
+        tail += batches(second)
+    same(head + tail, expected)
+    with pytest.raises(ValueError, match="shard"):
+        make("image", manifest, shard=(0, 3), resume=first.state())
+
+
+def test_resume_rejects_a_different_manifest(manifests):
+    state = make("image", manifests["image"]).state()
+    other = manifests["image"].subset(np.arange(len(manifests["image"]) - 1))
+    with pytest.raises(ValueError, match=r"rows|source"):
+        make("image", other, resume=state)
+
+
+def test_keras_fit_resumed_mid_epoch_trains_on_from_there(manifests):
+    """fit on a stream resumed mid-epoch trains the rest of that epoch, then runs on into the
+    next: what it trains is exactly the uninterrupted sequence, nothing repeated or lost."""
+    keras = pytest.importorskip("keras")
+    manifest = manifests["image"]
+    reference = make("image", manifest, with_paths=False)
+    expected = [x for x, _ in batches(reference)] + [x for x, _ in batches(reference)]
+    first = make("image", manifest, with_paths=False)
+    batches(first, 2)
+    resumed = make("image", manifest, with_paths=False, resume=first.state())
+    trained: list[np.ndarray] = []
+
+    class Record(keras.layers.Layer):
+        def call(self, x):
+            trained.append(np.asarray(x))
+            return x
+
+    model = keras.Sequential(
+        [keras.Input((24, 24, 3)), Record(), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    model.fit(resumed, epochs=1, verbose=0)  # fit's default shuffle=True changes nothing
+    assert len(trained) == len(resumed)
+    for got, want in zip(trained, expected[2:], strict=False):
+        np.testing.assert_array_equal(got, want)
