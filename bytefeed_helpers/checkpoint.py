@@ -114,7 +114,7 @@ class StreamCheckpoint(keras.callbacks.Callback):
             self._save(self.stream.keras_state(self._trained))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._save(self.stream.keras_state(self._trained))
+        self._save(self.stream.state())  # Keras has closed the epoch: the cursor is exact
 
     def _save(self, state: dict) -> None:
         path = self.path.format(epoch=self._keras_epoch + 1, batch=self._trained)

@@ -172,6 +172,7 @@ class BatchEngine:
         self._lock = threading.Lock()
         self._epoch_skips: collections.Counter[int] = collections.Counter()
         self._summarised: set[int] = set()
+        self._recorded: set[tuple[int, str]] = set()
         # profiling hook: an object with ``add(stage, seconds, count)`` (profiling.StageStats)
         self.stats: Any = None
         if resume is not None:
@@ -289,12 +290,16 @@ class BatchEngine:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def record(self, epoch: int, batch: Batch) -> None:
-        """Add a batch's skipped files to ``errors`` (once per file and epoch)."""
+        """Add a batch's skipped files to ``errors``, once per file and epoch (a batch built
+        twice, e.g. read ahead and then read again, adds nothing new)."""
         if not batch.skipped:
             return
         with self._lock:
-            self.errors.extend(SkippedFile(p, r, epoch) for p, r in batch.skipped)
-            self._epoch_skips[epoch] += len(batch.skipped)
+            for path, reason in batch.skipped:
+                if (epoch, path) not in self._recorded:
+                    self._recorded.add((epoch, path))
+                    self.errors.append(SkippedFile(path, reason, epoch))
+                    self._epoch_skips[epoch] += 1
 
     def end_epoch(self) -> None:
         """Close the current epoch: warn once about its skips, move the cursor on."""

@@ -8,6 +8,7 @@ paths share the engine's prefetching workers, its error records and its cursor.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,8 +46,9 @@ class Stream(keras.utils.PyDataset):
         self._live_next = -1  # global batch position it yields next
         self._peeked: dict[int, Batch] = {}  # batches asked for outside a Keras epoch
         self._keras_epoch_open = False
-        self._epoch_start = 0
-        self._trained_to: list[int] = []  # position after each batch served in this epoch
+        self._keras_lock = threading.Lock()
+        # global position after each batch handed to Keras and not yet part of a closed epoch
+        self._requests: list[int] = []
 
     # --- facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -119,7 +121,7 @@ class Stream(keras.utils.PyDataset):
     def __iter__(self) -> Iterator[tuple]:
         """The rest of the current epoch (all of it, unless a loop broke off earlier)."""
         self._drop_live()
-        self._peeked = {}
+        self._peeked, self._requests = {}, []
         for batch in self.engine.batches():
             yield self._format(batch)
 
@@ -129,24 +131,26 @@ class Stream(keras.utils.PyDataset):
         return batch.x, batch.y
 
     # --- Keras' indexed access ------------------------------------------------------------
-    # Inside a Keras epoch (between on_epoch_begin and on_epoch_end) every request gets the
-    # next batch of the stream's own sequence, whatever index Keras asks for: the stream
-    # already reshuffles each epoch from its seed, so fit(shuffle=True) reordering indices
-    # would only defeat prefetching. The sequence runs on across epoch boundaries, so a stream
-    # resumed mid-epoch trains the rest of that epoch and then the next, nothing repeated or
-    # lost (Keras' epochs are then shifted by the resume position). Outside a Keras epoch
-    # (Keras' look at the first two batches, or a person's stream[i]) index i means the
-    # i-th batch from the cursor, and the cursor does not move.
+    # Keras reads a PyDataset by index, but the stream already reshuffles each epoch from its
+    # seed, and TensorFlow's input pipeline asks for the next epoch's first batches before
+    # Keras closes the current one (and even after the last). So inside fit every request
+    # takes the *next batch of the stream's own sequence*, whatever the index: fit(shuffle=
+    # True) cannot defeat prefetching, and the sequence runs on across epoch boundaries. The
+    # cursor (``state()``) moves only as Keras closes an epoch, by the epoch's batches: what
+    # TensorFlow fetched beyond them and never trained is handed out again next time. A
+    # request made outside fit on the main thread (Keras' look at two batches to learn their
+    # shapes, or a person's ``stream[i]``) reads the i-th batch from the cursor and moves nothing.
     def __getitem__(self, index: int) -> tuple:
         """Batch ``index`` counted from the cursor; inside ``fit``, the next batch in order."""
         n = len(self)
         if not 0 <= index < n:
             raise IndexError(f"batch {index} out of range for {n} batches")
-        if not self._keras_epoch_open:
+        if not self._keras_epoch_open and threading.current_thread() is threading.main_thread():
             return self._format(self._good_from(self.engine.global_position() + index)[0])
-        batch, after = self._good_from(self.engine.global_position())
-        self.engine.move_to(after)
-        self._trained_to.append(after)
+        with self._keras_lock:
+            start = self._requests[-1] if self._requests else self.engine.global_position()
+            batch, after = self._good_from(start)
+            self._requests.append(after)
         return self._format(batch)
 
     def _good_from(self, position: int) -> tuple[Batch, int]:
@@ -159,7 +163,10 @@ class Stream(keras.utils.PyDataset):
         raise BadFileError(f"no file of this stream could be decoded ({len(self.errors)} skipped)")
 
     def _fetch(self, g: int) -> Batch:
-        batch = self._peeked.pop(g, None) if self._keras_epoch_open else self._peeked.get(g)
+        looking = (
+            not self._keras_epoch_open and threading.current_thread() is threading.main_thread()
+        )
+        batch = self._peeked.get(g) if looking else self._peeked.pop(g, None)
         if batch is not None:
             return batch
         if self._live is None or g != self._live_next:
@@ -167,31 +174,38 @@ class Stream(keras.utils.PyDataset):
             self._live, self._live_next = _sequence(self.engine, g), g
         batch = next(self._live)
         self._live_next = g + 1
-        if not self._keras_epoch_open:  # keep what Keras peeked at for the epoch to come
+        if looking:  # keep what Keras looked at for the epoch to come
             self._peeked[g] = batch
         return batch
 
     def keras_state(self, trained: int) -> dict:
         """The state after Keras trained ``trained`` batches of its current epoch (what a
-        checkpoint callback saves; Keras reads a few batches ahead of training)."""
-        if trained <= 0 or not self._trained_to:
-            return self.engine.state(self._epoch_start)
-        return self.engine.state(self._trained_to[min(trained, len(self._trained_to)) - 1])
+        checkpoint callback saves mid-epoch; Keras reads batches ahead of training)."""
+        with self._keras_lock:
+            if trained <= 0:
+                return self.engine.state()
+            return self.engine.state(self._requests[min(trained, len(self._requests)) - 1])
 
     def on_epoch_begin(self) -> None:
         self._keras_epoch_open = True
-        self._epoch_start = self.engine.global_position()
-        self._trained_to = []
 
     def on_epoch_end(self) -> None:
-        """Keras calls this after each epoch; the cursor is already past its last batch.
+        """Keras closes an epoch: the cursor moves past the epoch's batches.
 
-        Keras also calls it when it resets an iterator before any epoch began: ignored.
+        Keras also calls this when it starts ``fit`` afresh (resetting its iterator, outside
+        any epoch): batches fetched but never trained are then forgotten and handed out again.
         """
-        self._keras_epoch_open = False
-        self._peeked = {}
-        if self._live_next % len(self) == 0:  # ended on an epoch boundary: free the threads
-            self._drop_live()
+        with self._keras_lock:
+            if self._keras_epoch_open and self._requests:
+                done = self._requests[: len(self)]
+                self.engine.move_to(done[-1])
+                self._requests = self._requests[len(done) :]
+            elif not self._keras_epoch_open:  # a fresh start: drop what was read ahead
+                self._requests = []
+                self._drop_live()
+            self._keras_epoch_open = False
+            cursor = self.engine.global_position()
+            self._peeked = {g: b for g, b in self._peeked.items() if g >= cursor}
 
     # --- shutting down --------------------------------------------------------------------
     def _drop_live(self) -> None:

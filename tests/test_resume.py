@@ -169,3 +169,31 @@ def test_keras_fit_resumed_mid_epoch_trains_on_from_there(manifests):
     assert len(trained) == len(resumed)
     for got, want in zip(trained, expected[2:], strict=False):
         np.testing.assert_array_equal(got, want)
+
+
+def test_batches_read_ahead_by_keras_are_not_lost(manifests):
+    """TensorFlow fetches the next epoch's first batches before fit ends; a later fit or loop
+    still gets them, so two fits of one epoch train exactly two epochs of the sequence."""
+    keras = pytest.importorskip("keras")
+    manifest = manifests["image"]
+    reference = make("image", manifest, with_paths=False)
+    expected = [x for _ in range(3) for x, _ in batches(reference)]
+    stream = make("image", manifest, with_paths=False)
+    trained: list[np.ndarray] = []
+
+    class Record(keras.layers.Layer):
+        def call(self, x):
+            trained.append(np.asarray(x))
+            return x
+
+    model = keras.Sequential(
+        [keras.Input((24, 24, 3)), Record(), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    model.fit(stream, epochs=1, verbose=0)
+    model.fit(stream, epochs=1, verbose=0)
+    assert stream.state()["epoch"] == 2 and stream.state()["position"] == 0
+    trained += [x for x, _ in batches(stream)]  # and a plain loop carries on from there
+    assert len(trained) == len(expected)
+    for got, want in zip(trained, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
