@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from .decode_audio import decode_audio, logmel
@@ -36,6 +37,7 @@ def audio_batches(
     prefetch: int | None = None,
     shard: tuple[int, int] = (0, 1),
     resume: dict | None = None,
+    cache: str | os.PathLike | None = None,
 ) -> Stream:
     """Stream batches of audio clips decoded from ``manifest``.
 
@@ -54,6 +56,9 @@ def audio_batches(
     (``on_error="raise"``). ``augment`` runs on each waveform batch of a training stream; an
     augmenter's ``features(batch, rng)`` method (SpecAugment masks) runs on the log-mels.
     See ``BatchEngine`` for the other options.
+    ``cache`` (a folder) stores the decoded clips (waveforms, before features and
+    augmentation) in the first epoch and reads them back later; random crops are not cached
+    (see ``bytefeed_helpers.cache``).
     """
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, not {features!r}")
@@ -87,4 +92,5 @@ def audio_batches(
         prefetch=prefetch,
         shard=shard,
         resume=resume,
+        cache=cache,
     )

@@ -133,14 +133,15 @@ def decode_image(
     data = _read_bytes(src)
     fmt = _detect(data)
     mode = "L" if channels == 1 else "RGB"
-    resample = _RESAMPLE[interpolation]
-    img = None
+    img: Image.Image | np.ndarray | None = None
     if fmt == "JPEG":
         img = _decode_jpeg_turbo(data, image_size, fit, mode)
-    if img is None:  # not JPEG, or a JPEG simplejpeg declined
+    elif fmt == "PNG":
+        img = _decode_png_plain(data, mode)
+    if img is None:  # not JPEG/plain PNG, or one the fast routes declined
         img = _decode_pillow(data, fmt, image_size, fit, mode)
     if image_size is not None:
-        img = _fit(img, image_size, fit, resample)
+        img = _fit(img, image_size, fit, interpolation)
     return _to_array(img, dtype)
 
 
@@ -230,13 +231,27 @@ def _needed_size(
     return out_h, out_w
 
 
+# libjpeg-turbo scales by n/8 while decoding. Its 5/8, 6/8 and 7/8 inverse DCTs have no SIMD
+# code and run slower than a full-size decode, so only these eighths are used.
+_DCT_EIGHTHS = (1, 2, 3, 4, 8)
+
+
+def _dct_size(height: int, width: int, min_h: int, min_w: int) -> tuple[int, int]:
+    """The smallest fast DCT-scaled size of a ``height`` x ``width`` JPEG covering the minimum."""
+    for n in _DCT_EIGHTHS:
+        h, w = -(-height * n // 8), -(-width * n // 8)
+        if h >= min_h and w >= min_w:
+            return h, w
+    return height, width
+
+
 def _decode_jpeg_turbo(
     data: bytes | bytearray,
     image_size: tuple[int, int] | None,
     fit: str,
     mode: str,
-) -> Image.Image | None:
-    """Decode a JPEG with libjpeg-turbo, upright; None when Pillow should try instead."""
+) -> np.ndarray | None:
+    """Decode a JPEG with libjpeg-turbo to an upright ``[H, W, C]`` array; None: use Pillow."""
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
@@ -245,7 +260,9 @@ def _decode_jpeg_turbo(
     if colorspace in ("CMYK", "YCCK"):
         return None  # Pillow handles Adobe's inverted CMYK properly
     orientation = _jpeg_orientation(data)
-    min_h, min_w = _needed_size(height, width, image_size, fit, orientation)
+    min_h, min_w = _dct_size(
+        height, width, *_needed_size(height, width, image_size, fit, orientation)
+    )
     try:
         array = simplejpeg.decode_jpeg(
             data,
@@ -254,14 +271,29 @@ def _decode_jpeg_turbo(
             min_height=min_h,
             min_width=min_w,
             strict=True,
+            buffer=_decode_buffer(min_h, min_w, mode, image_size, orientation),
         )
     except ValueError as exc:
         if "Premature end" in str(exc):
             # Truncated for certain; Pillow would say the same, more slowly.
             raise BadFileError(f"truncated or corrupt JPEG data: {exc}") from exc
         return None  # e.g. "extraneous bytes before marker": Pillow is more lenient
+    if orientation == 1:
+        return array
     img = Image.fromarray(array[:, :, 0] if mode == "L" else array)
-    return _upright(img, orientation)
+    return np.asarray(_upright(img, orientation))
+
+
+def _decode_buffer(
+    height: int, width: int, mode: str, image_size: tuple[int, int] | None, orientation: int
+) -> np.ndarray | None:
+    """A reused per-thread buffer for a decode that is certainly resized into a new array
+    afterwards (so the buffer never leaves this call); None otherwise."""
+    if image_size is None or orientation != 1 or (height, width) == tuple(image_size):
+        return None
+    from .scratch import scratch
+
+    return scratch(height * width * (1 if mode == "L" else 3), "jpeg")
 
 
 def _jpeg_orientation(data: bytes | bytearray) -> int:
@@ -286,6 +318,30 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     """``img`` turned and mirrored as its EXIF orientation says."""
     method = _UPRIGHT.get(orientation)
     return img if method is None else img.transpose(method)
+
+
+def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
+    """A plain 8-bit PNG through ``png.decode_plain`` (little Python, no GIL while
+    inflating); None for every other PNG, and for damage, so Pillow decodes or names it."""
+    from . import png
+
+    dims = png.size(data)
+    limit = Image.MAX_IMAGE_PIXELS
+    if dims is None or (limit is not None and dims[0] * dims[1] > limit):
+        return None  # Pillow's route warns and refuses decompression bombs
+    pixels = png.decode_plain(data)
+    if pixels is None:
+        return None
+    channels = pixels.shape[2]
+    if mode == "RGB" and channels != 1:
+        return pixels[:, :, :3]  # alpha dropped, as Pillow's convert("RGB") does
+    if mode == "RGB":
+        return np.repeat(pixels, 3, axis=2)
+    if channels == 1:
+        return pixels
+    # colour to grey: Pillow's own rounding, so both routes agree to the last bit
+    img = Image.fromarray(pixels, "RGBA" if channels == 4 else "RGB")
+    return np.asarray(img.convert("L"))[:, :, None]
 
 
 def _open_pillow(fh: IO[bytes], fmt: str) -> Image.Image:
@@ -355,9 +411,22 @@ def _convert(img: Image.Image, mode: str) -> Image.Image:
 
 
 def _fit(
-    img: Image.Image, image_size: tuple[int, int], fit: str, resample: Image.Resampling
-) -> Image.Image:
-    """``img`` resized to ``image_size`` = (height, width) as ``fit`` says."""
+    img: Image.Image | np.ndarray, image_size: tuple[int, int], fit: str, interpolation: str
+) -> Image.Image | np.ndarray:
+    """``img`` resized to ``image_size`` = (height, width) as ``fit`` says.
+
+    Arrays and images go through ``resize.resize`` (Pillow's filters, compiled, 3-5x faster)
+    where it applies; otherwise through Pillow itself.
+    """
+    height, width = img.shape[:2] if isinstance(img, np.ndarray) else (img.height, img.width)
+    if _fast_resize_applies(height, width, image_size, interpolation):
+        array = img if isinstance(img, np.ndarray) else np.asarray(img)
+        return _fit_array(
+            array if array.ndim == 3 else array[:, :, None], image_size, fit, interpolation
+        )
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
+    resample = _RESAMPLE[interpolation]
     out_h, out_w = image_size
     if fit == "stretch":
         if img.size == (out_w, out_h):
@@ -382,9 +451,55 @@ def _fit(
     return canvas
 
 
-def _centre_box(img: Image.Image, aspect: float) -> tuple[float, float, float, float]:
-    """The largest centred (left, top, right, bottom) box of ``img`` with width/height ``aspect``."""
-    width, height = img.size
+def _fast_resize_applies(
+    height: int, width: int, image_size: tuple[int, int], interpolation: str
+) -> bool:
+    """Whether ``resize.resize`` gives what Pillow would: its filters, and scales below the
+    point where ``reducing_gap`` makes Pillow box-reduce first (2 x the gap)."""
+    from . import resize
+
+    out_h, out_w = image_size
+    return (
+        interpolation in resize.FILTERS
+        and max(height / out_h, width / out_w) < 2 * _REDUCING_GAP
+        and resize.available()
+    )
+
+
+def _fit_array(
+    array: np.ndarray, image_size: tuple[int, int], fit: str, interpolation: str
+) -> np.ndarray:
+    """``_fit`` for a uint8 ``[H, W, C]`` array, with ``resize.resize``."""
+    from .resize import resize
+
+    out_h, out_w = image_size
+    height, width = array.shape[:2]
+    if fit == "stretch":
+        if (height, width) == (out_h, out_w):
+            return array
+        return resize(array, (out_h, out_w), interpolation)
+    if fit == "crop":
+        box = _centre_box((width, height), out_w / out_h)
+        return resize(array, (out_h, out_w), interpolation, box=box)
+    scale = min(out_w / width, out_h / height)
+    new_w = min(out_w, max(1, round(width * scale)))
+    new_h = min(out_h, max(1, round(height * scale)))
+    if (height, width) != (new_h, new_w):
+        array = resize(array, (new_h, new_w), interpolation)
+    if (new_h, new_w) == (out_h, out_w):
+        return array
+    canvas = np.zeros((out_h, out_w, array.shape[2]), np.uint8)
+    top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = array
+    return canvas
+
+
+def _centre_box(
+    img: Image.Image | tuple[int, int], aspect: float
+) -> tuple[float, float, float, float]:
+    """The largest centred (left, top, right, bottom) box of ``img`` (or its ``(width,
+    height)``) with width/height ``aspect``."""
+    width, height = img if isinstance(img, tuple) else img.size
     if width / height > aspect:  # too wide: cut the sides
         crop_w = height * aspect
         return ((width - crop_w) / 2, 0.0, (width + crop_w) / 2, float(height))
@@ -392,9 +507,13 @@ def _centre_box(img: Image.Image, aspect: float) -> tuple[float, float, float, f
     return (0.0, (height - crop_h) / 2, float(width), (height + crop_h) / 2)
 
 
-def _to_array(img: Image.Image, dtype: str) -> np.ndarray:
+def _to_array(img: Image.Image | np.ndarray, dtype: str) -> np.ndarray:
     """A writable, C-contiguous ``[H, W, C]`` array of ``img`` in ``dtype``."""
-    array = np.array(img, dtype=np.float32 if dtype == "float32" else np.uint8)
+    target = np.float32 if dtype == "float32" else np.uint8
+    if isinstance(img, np.ndarray):  # copied only if read-only, strided or another dtype
+        array = np.require(img, dtype=target, requirements=["C", "W"])
+    else:
+        array = np.array(img, dtype=target)
     return array[:, :, np.newaxis] if array.ndim == 2 else array
 
 

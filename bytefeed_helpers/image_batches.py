@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from .decode_image import decode_image
@@ -31,6 +32,7 @@ def image_batches(
     prefetch: int | None = None,
     shard: tuple[int, int] = (0, 1),
     resume: dict | None = None,
+    cache: str | os.PathLike | None = None,
 ) -> Stream:
     """Stream batches of images decoded from ``manifest`` (a ``Manifest`` or a manifest file).
 
@@ -53,6 +55,8 @@ def image_batches(
     ``bytefeed_helpers.ImageAugment``) runs on each batch of a training stream.
     See ``BatchEngine`` for ``shuffle``, ``seed``, ``workers``, ``prefetch``, ``shard`` and
     ``resume``; ``with_paths=True`` yields ``(x, y, paths)`` for inspection.
+    ``cache`` (a folder) stores the decoded, resized images on disk in the first epoch and
+    reads them back in later ones (see ``bytefeed_helpers.cache``).
     """
     options = {"image_size": tuple(image_size), "channels": channels, "fit": fit, "dtype": dtype}
     decode = functools.partial(decode_image, **options)
@@ -76,4 +80,5 @@ def image_batches(
         prefetch=prefetch,
         shard=shard,
         resume=resume,
+        cache=cache,
     )

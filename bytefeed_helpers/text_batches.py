@@ -34,6 +34,7 @@ def text_batches(
     prefetch: int | None = None,
     shard: tuple[int, int] = (0, 1),
     resume: dict | None = None,
+    cache: str | os.PathLike | None = None,
 ) -> Stream:
     """Stream batches of tokenised documents from ``manifest``.
 
@@ -53,6 +54,8 @@ def text_batches(
 
     Keras on the TensorFlow backend fixes batch shapes from the first batches it sees, so for
     ``model.fit`` give ``max_length`` (variable ``T`` works for plain iteration).
+    ``cache`` (a folder) stores the token ids in the first epoch and reads them back later;
+    it needs ``max_length`` (see ``bytefeed_helpers.cache``).
     """
     from .stream import as_source, make_stream  # here, so importing this module skips Keras
 
@@ -78,6 +81,7 @@ def text_batches(
         prefetch=prefetch,
         shard=shard,
         resume=resume,
+        cache=cache,
     )
     stream.tokenizer = tokenizer
     return stream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -287,6 +288,8 @@ def test_audioread_fallback_for_formats_libsndfile_cannot_open(tmp_path, monkeyp
         raise sf.LibsndfileError(1, prefix="Error opening: ")
 
     monkeypatch.setattr(sf, "SoundFile", refuse)
+    # the stand-in is a 16-bit WAV, which the stdlib route would read before libsndfile
+    monkeypatch.setattr(sys.modules[decode_audio.__module__], "_decode_pcm16_wav", lambda *a: None)
     monkeypatch.setattr(audioread, "available_backends", lambda: [RawAudioFile, CodecBackend])
     out = decode_audio(path, 16000, 1.0)
     assert out.shape == (16000,)
