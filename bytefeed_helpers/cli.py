@@ -71,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .profiling import bench_command
+    from .benchmark import bench_command
 
     return bench_command(args)
 

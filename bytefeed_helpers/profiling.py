@@ -11,7 +11,6 @@ Timings are wall-clock and depend on the machine and its load: tests never asser
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import importlib
@@ -529,12 +528,6 @@ _BENCHMARK_NAMES = frozenset(
         "plot_timelines",
         "profile_pipelines",
         "repeat_manifest",
+        "bench_command",
     }
 )
-
-
-def bench_command(args: argparse.Namespace) -> int:
-    """``python -m bytefeed_helpers bench``: see ``benchmark.bench_command``."""
-    from .benchmark import bench_command as run
-
-    return run(args)
