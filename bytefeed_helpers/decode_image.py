@@ -1,8 +1,10 @@
 """Decode image files (JPEG, PNG, GIF, WebP, BMP, TIFF) to fixed-size uint8/float32 arrays.
 
 The format is told by the file's content (magic bytes), never by its name. JPEG goes through
-libjpeg-turbo (simplejpeg) and lets the DCT do part of the downscale; everything else, and the
-JPEGs that simplejpeg cannot handle (CMYK/YCCK, recoverable corruption), goes through Pillow.
+libjpeg-turbo (simplejpeg) and lets the DCT do part of the downscale; plain 8-bit PNGs through
+OpenCV's ``cv2.imdecode``; everything else, and the files those cannot handle (CMYK/YCCK JPEGs,
+recoverable corruption, palette or EXIF PNGs), goes through Pillow. Resizing is OpenCV's
+``cv2.resize``. Both OpenCV calls release the GIL, so decoding threads run in parallel.
 Every bad input raises :class:`~bytefeed_helpers.errors.BadFileError` with a short reason;
 a missing file raises :class:`FileNotFoundError`.
 
@@ -18,6 +20,7 @@ import struct
 from collections.abc import Iterator
 from typing import IO, Any
 
+import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image
@@ -28,24 +31,31 @@ __all__ = ["IMAGE_FORMATS", "decode_image", "image_info"]
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
 
+# Our own thread pool decodes files in parallel; OpenCV's internal threads would only
+# oversubscribe the cores.
+cv2.setNumThreads(1)
+
 #: Formats ``decode_image`` reads, by the names Pillow and ``image_info`` use.
 IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
 FITS = ("stretch", "crop", "pad")
 DTYPES = ("uint8", "float32")
 CHANNELS = (1, 3)
-_RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "area": Image.Resampling.BOX,  # Keras' name for box averaging
-    "hamming": Image.Resampling.HAMMING,
+_AREA_FROM = 3.0  # "bilinear" shrinks by this much or more are area-averaged
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "area", "hamming")
+# The cv2 flag for each name; None: INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+_CV2_FLAGS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": None,
+    "hamming": None,  # no cv2 equivalent: treated as bilinear
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+    "box": cv2.INTER_AREA,
+    "area": cv2.INTER_AREA,  # Keras' name for box averaging
 }
-# Pillow's docs: a reducing gap of 3 is indistinguishable from a full resample, and much faster
-# on large downscales (it box-reduces by an integer factor first).
-_REDUCING_GAP = 3.0
+# cv2's bicubic and Lanczos kernels do not widen when shrinking (they alias); like Pillow's
+# ``reducing_gap``, larger shrinks are first area-averaged down to this many times the output.
+_REDUCING_GAP = 2
 
 # EXIF Orientation (tag 0x0112) -> the transpose that makes the stored pixels upright,
 # the same table as PIL.ImageOps.exif_transpose.
@@ -116,8 +126,12 @@ def decode_image(
             covers ``image_size`` and cuts the centre (Keras ``crop_to_aspect_ratio``); "pad"
             keeps aspect, fits inside and centres the image on zeros (``pad_to_aspect_ratio``).
         dtype: "uint8", or "float32" holding the same 0..255 values (as Keras loaders do).
-        interpolation: one of "nearest", "bilinear", "bicubic", "lanczos", "box"/"area",
-            "hamming" (Pillow filters, which antialias when downscaling).
+        interpolation: one of ``INTERPOLATIONS``, mapped to OpenCV's flags: "bilinear" (and
+            "hamming", which OpenCV lacks) is ``cv2.INTER_AREA`` when shrinking 3x or more (area
+            averaging, antialiased like Pillow's reducing filters) and ``cv2.INTER_LINEAR``
+            otherwise (large JPEGs are already DCT-scaled to under 2x the output first); "box"/"area" is ``INTER_AREA``; "nearest" ``INTER_NEAREST``;
+            "bicubic" ``INTER_CUBIC`` and "lanczos" ``INTER_LANCZOS4``, after an area-averaged
+            reduction to twice the output size when shrinking more (their kernels alias).
 
     The EXIF orientation is applied, so the pixels come out upright. Alpha is dropped (as
     ``PIL.Image.convert("RGB")`` and Keras do: transparent pixels show their stored colour),
@@ -320,28 +334,55 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img if method is None else img.transpose(method)
 
 
-def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
-    """A plain 8-bit PNG through ``png.decode_plain`` (little Python, no GIL while
-    inflating); None for every other PNG, and for damage, so Pillow decodes or names it."""
-    from . import png
+# PNG chunks (and a text chunk's keyword or XMP tag) that change what the pixels mean or how
+# they turn: files holding them take Pillow's route. Found by a byte search of the chunks
+# before the first and from the last IDAT (a match inside pixel data only costs the fast route).
+_PNG_SPECIAL = (b"PLTE", b"tRNS", b"eXIf", b"acTL", b"Raw profile type exif", b"tiff:Orientation")
+_PNG_HEADER = struct.Struct(
+    ">4sIIBBBBB"
+)  # IHDR's type, width, height, depth, colour, ..., interlace
+# A whole file ends with the empty IEND chunk. Cut files go to Pillow, which names the damage,
+# and libpng (inside OpenCV) does not print its complaints about them on stderr.
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
-    dims = png.size(data)
-    limit = Image.MAX_IMAGE_PIXELS
-    if dims is None or (limit is not None and dims[0] * dims[1] > limit):
-        return None  # Pillow's route warns and refuses decompression bombs
-    pixels = png.decode_plain(data)
-    if pixels is None:
+
+def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
+    """A plain PNG (8-bit grey, RGB or RGBA, not interlaced, no palette, transparency, EXIF or
+    animation) through ``cv2.imdecode``, as a ``mode`` ("RGB"/"L") ``[H, W, C]`` array. None for
+    every other PNG, and for damage, so Pillow decodes it or names the problem."""
+    try:
+        kind, width, height, depth, colour, _, _, interlace = _PNG_HEADER.unpack_from(data, 12)
+    except struct.error:
         return None
-    channels = pixels.shape[2]
-    if mode == "RGB" and channels != 1:
-        return pixels[:, :, :3]  # alpha dropped, as Pillow's convert("RGB") does
+    limit = Image.MAX_IMAGE_PIXELS
+    if (
+        kind != b"IHDR"
+        or depth != 8
+        or colour not in (0, 2, 6)
+        or interlace
+        or not data.endswith(_PNG_END)
+        or (limit is not None and width * height > limit)  # Pillow warns or refuses
+        or _png_has_special_chunks(data)
+    ):
+        return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width):
+        return None
+    if pixels.ndim == 2:  # grey
+        return pixels[:, :, None] if mode == "L" else cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    # alpha dropped, as Pillow's convert("RGB") does
+    rgb = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     if mode == "RGB":
-        return np.repeat(pixels, 3, axis=2)
-    if channels == 1:
-        return pixels
+        return rgb
     # colour to grey: Pillow's own rounding, so both routes agree to the last bit
-    img = Image.fromarray(pixels, "RGBA" if channels == 4 else "RGB")
-    return np.asarray(img.convert("L"))[:, :, None]
+    return np.asarray(Image.fromarray(rgb).convert("L"))[:, :, None]
+
+
+def _png_has_special_chunks(data: bytes | bytearray) -> bool:
+    """Whether the chunks around a PNG's pixel data name one of ``_PNG_SPECIAL``."""
+    first, last = data.find(b"IDAT"), data.rfind(b"IDAT")
+    head, tail = data[:first], data[last:]
+    return any(tag in head or tag in tail for tag in _PNG_SPECIAL)
 
 
 def _open_pillow(fh: IO[bytes], fmt: str) -> Image.Image:
@@ -412,80 +453,39 @@ def _convert(img: Image.Image, mode: str) -> Image.Image:
 
 def _fit(
     img: Image.Image | np.ndarray, image_size: tuple[int, int], fit: str, interpolation: str
-) -> Image.Image | np.ndarray:
-    """``img`` resized to ``image_size`` = (height, width) as ``fit`` says.
-
-    Arrays and images go through ``resize.resize`` (Pillow's filters, compiled, 3-5x faster)
-    where it applies; otherwise through Pillow itself.
-    """
-    height, width = img.shape[:2] if isinstance(img, np.ndarray) else (img.height, img.width)
-    if _fast_resize_applies(height, width, image_size, interpolation):
-        array = img if isinstance(img, np.ndarray) else np.asarray(img)
-        return _fit_array(
-            array if array.ndim == 3 else array[:, :, None], image_size, fit, interpolation
-        )
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
-    resample = _RESAMPLE[interpolation]
-    out_h, out_w = image_size
-    if fit == "stretch":
-        if img.size == (out_w, out_h):
-            return img
-        return img.resize((out_w, out_h), resample, reducing_gap=_REDUCING_GAP)
-    if fit == "crop":
-        return img.resize(
-            (out_w, out_h),
-            resample,
-            box=_centre_box(img, out_w / out_h),
-            reducing_gap=_REDUCING_GAP,
-        )
-    scale = min(out_w / img.width, out_h / img.height)
-    new_w = min(out_w, max(1, round(img.width * scale)))
-    new_h = min(out_h, max(1, round(img.height * scale)))
-    if img.size != (new_w, new_h):
-        img = img.resize((new_w, new_h), resample, reducing_gap=_REDUCING_GAP)
-    if img.size == (out_w, out_h):
-        return img
-    canvas = Image.new(img.mode, (out_w, out_h), 0)
-    canvas.paste(img, ((out_w - new_w) // 2, (out_h - new_h) // 2))
-    return canvas
-
-
-def _fast_resize_applies(
-    height: int, width: int, image_size: tuple[int, int], interpolation: str
-) -> bool:
-    """Whether ``resize.resize`` gives what Pillow would: its filters, and scales below the
-    point where ``reducing_gap`` makes Pillow box-reduce first (2 x the gap)."""
-    from . import resize
-
-    out_h, out_w = image_size
-    return (
-        interpolation in resize.FILTERS
-        and max(height / out_h, width / out_w) < 2 * _REDUCING_GAP
-        and resize.available()
-    )
-
-
-def _fit_array(
-    array: np.ndarray, image_size: tuple[int, int], fit: str, interpolation: str
 ) -> np.ndarray:
-    """``_fit`` for a uint8 ``[H, W, C]`` array, with ``resize.resize``."""
-    from .resize import resize
-
+    """``img`` (an "RGB"/"L" image or a uint8 ``[H, W, C]`` array) resized to ``image_size`` =
+    (height, width) as ``fit`` says, with ``cv2.resize``; a uint8 ``[h, w, C]`` array."""
+    array = np.asarray(img)
+    if array.ndim == 2:
+        array = array[:, :, None]
     out_h, out_w = image_size
     height, width = array.shape[:2]
     if fit == "stretch":
         if (height, width) == (out_h, out_w):
             return array
-        return resize(array, (out_h, out_w), interpolation)
+        return _resize(array, out_h, out_w, interpolation)
     if fit == "crop":
-        box = _centre_box((width, height), out_w / out_h)
-        return resize(array, (out_h, out_w), interpolation, box=box)
+        # The largest centred region of the target's aspect, whole pixels in size. Its place
+        # is rounded to whole pixels only where that shifts the output by at most a quarter
+        # pixel; a small (DCT-scaled) decode is cut at sub-pixel precision, as Pillow's resize
+        # box does. The resize copies, so a decoder's scratch buffer never leaves the call.
+        aspect = out_w / out_h
+        if width / height > aspect:  # too wide: cut the sides
+            crop_w, crop_h = min(width, max(1, round(height * aspect))), height
+        else:
+            crop_w, crop_h = width, min(height, max(1, round(width / aspect)))
+        if crop_w >= 2 * out_w or (width - crop_w) % 2 == (height - crop_h) % 2 == 0:
+            top, left = (height - crop_h) // 2, (width - crop_w) // 2
+            array = array[top : top + crop_h, left : left + crop_w]
+        else:
+            array = cv2.getRectSubPix(array, (crop_w, crop_h), ((width - 1) / 2, (height - 1) / 2))
+        return _resize(array, out_h, out_w, interpolation)
     scale = min(out_w / width, out_h / height)
     new_w = min(out_w, max(1, round(width * scale)))
     new_h = min(out_h, max(1, round(height * scale)))
     if (height, width) != (new_h, new_w):
-        array = resize(array, (new_h, new_w), interpolation)
+        array = _resize(array, new_h, new_w, interpolation)
     if (new_h, new_w) == (out_h, out_w):
         return array
     canvas = np.zeros((out_h, out_w, array.shape[2]), np.uint8)
@@ -494,17 +494,26 @@ def _fit_array(
     return canvas
 
 
-def _centre_box(
-    img: Image.Image | tuple[int, int], aspect: float
-) -> tuple[float, float, float, float]:
-    """The largest centred (left, top, right, bottom) box of ``img`` (or its ``(width,
-    height)``) with width/height ``aspect``."""
-    width, height = img if isinstance(img, tuple) else img.size
-    if width / height > aspect:  # too wide: cut the sides
-        crop_w = height * aspect
-        return ((width - crop_w) / 2, 0.0, (width + crop_w) / 2, float(height))
-    crop_h = width / aspect
-    return (0.0, (height - crop_h) / 2, float(width), (height + crop_h) / 2)
+def _resize(array: np.ndarray, out_h: int, out_w: int, interpolation: str) -> np.ndarray:
+    """A new uint8 ``[out_h, out_w, C]`` array of ``array`` (uint8 ``[H, W, C]``), resized
+    with the cv2 flag ``interpolation`` maps to (see ``decode_image``)."""
+    height, width = array.shape[:2]
+    flag = _CV2_FLAGS[interpolation]
+    if flag is None:
+        grows = out_h > height or out_w > width
+        if grows and (out_h < height or out_w < width):
+            # one axis shrinks, the other grows: average the first, then interpolate the second
+            array = _resize(array, min(out_h, height), min(out_w, width), "area")
+        # area averaging antialiases a strong shrink; below 3x bilinear (2x2 taps) still reads
+        # most source pixels, and OpenCV's area filter is 10x slower at fractional scales
+        shrink = max(height / out_h, width / out_w)
+        flag = cv2.INTER_AREA if not grows and shrink >= _AREA_FROM else cv2.INTER_LINEAR
+    elif flag in (cv2.INTER_CUBIC, cv2.INTER_LANCZOS4):
+        gap_h, gap_w = out_h * _REDUCING_GAP, out_w * _REDUCING_GAP
+        if height > gap_h or width > gap_w:
+            array = _resize(array, min(height, gap_h), min(width, gap_w), "area")
+    out = cv2.resize(np.ascontiguousarray(array), (out_w, out_h), interpolation=flag)
+    return out if out.ndim == 3 else out[:, :, None]
 
 
 def _to_array(img: Image.Image | np.ndarray, dtype: str) -> np.ndarray:
@@ -531,5 +540,5 @@ def _check_args(
         raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
-    if interpolation not in _RESAMPLE:
-        raise ValueError(f"interpolation must be one of {tuple(_RESAMPLE)}, not {interpolation!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
