@@ -60,6 +60,7 @@ def audio_batches(
     augmentation) in the first epoch and reads them back later; random crops are not cached
     (see ``bytefeed_helpers.cache``).
     """
+    arguments = dict(locals())  # taken first, while they are the only names
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, not {features!r}")
     training = shuffle if training is None else training
@@ -71,26 +72,14 @@ def audio_batches(
     )
     options = {"sample_rate": sample_rate, "duration": duration, "crop": crop}
     options.update({"features": features or "waveform", **mel})
-    from .stream import make_stream  # here, so importing this module skips Keras
+    from .stream import make_stream, stream_options  # here: importing this module skips Keras
 
     return make_stream(
         manifest,
         decode,
         stack,
         kind="audio",
-        with_paths=with_paths,
         options=options,
         postprocess=post,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        on_error=on_error,
-        drop_remainder=drop_remainder,
-        augment=augment,
-        training=training,
-        workers=workers,
-        prefetch=prefetch,
-        shard=shard,
-        resume=resume,
-        cache=cache,
+        **stream_options(arguments),
     )

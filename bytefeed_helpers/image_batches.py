@@ -58,27 +58,16 @@ def image_batches(
     ``cache`` (a folder) stores the decoded, resized images on disk in the first epoch and
     reads them back in later ones (see ``bytefeed_helpers.cache``).
     """
+    arguments = dict(locals())  # taken first, while they are the only names
     options = {"image_size": tuple(image_size), "channels": channels, "fit": fit, "dtype": dtype}
     decode = functools.partial(decode_image, **options)
-    from .stream import make_stream  # here, so importing this module skips Keras
+    from .stream import make_stream, stream_options  # here: importing this module skips Keras
 
     return make_stream(
         manifest,
         decode,
         stack,
         kind="image",
-        with_paths=with_paths,
         options=options,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        on_error=on_error,
-        drop_remainder=drop_remainder,
-        augment=augment,
-        training=training,
-        workers=workers,
-        prefetch=prefetch,
-        shard=shard,
-        resume=resume,
-        cache=cache,
+        **stream_options(arguments),
     )

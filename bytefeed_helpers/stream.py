@@ -224,6 +224,29 @@ class Stream(keras.utils.PyDataset):
         self.close()
 
 
+#: Keyword arguments every front-end takes and hands to ``make_stream`` unchanged.
+STREAM_OPTIONS = (
+    "batch_size",
+    "shuffle",
+    "seed",
+    "on_error",
+    "drop_remainder",
+    "with_paths",
+    "augment",
+    "training",
+    "workers",
+    "prefetch",
+    "shard",
+    "resume",
+    "cache",
+)
+
+
+def stream_options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The ``STREAM_OPTIONS`` among a front-end's ``arguments`` (its ``locals()``)."""
+    return {k: arguments[k] for k in STREAM_OPTIONS if k in arguments}
+
+
 def make_stream(
     manifest: Any,
     decode: Any,

@@ -57,7 +57,8 @@ def text_batches(
     ``cache`` (a folder) stores the token ids in the first epoch and reads them back later;
     it needs ``max_length`` (see ``bytefeed_helpers.cache``).
     """
-    from .stream import as_source, make_stream  # here, so importing this module skips Keras
+    arguments = dict(locals())  # taken first, while they are the only names
+    from .stream import as_source, make_stream, stream_options  # here: skips Keras
 
     source = as_source(manifest, "text")
     if tokenizer is None:
@@ -69,19 +70,8 @@ def text_batches(
         decode,
         collate,
         kind="text",
-        with_paths=with_paths,
         options={"max_length": max_length},
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        on_error=on_error,
-        drop_remainder=drop_remainder,
-        training=training,
-        workers=workers,
-        prefetch=prefetch,
-        shard=shard,
-        resume=resume,
-        cache=cache,
+        **stream_options(arguments),
     )
     stream.tokenizer = tokenizer
     return stream
