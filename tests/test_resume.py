@@ -144,6 +144,21 @@ def test_resume_rejects_a_different_manifest(manifests):
         make("image", other, resume=state)
 
 
+def recording_model(keras, trained: list) -> object:
+    """A tiny compiled model that appends every batch it trains on to ``trained``."""
+
+    class Record(keras.layers.Layer):
+        def call(self, x):
+            trained.append(np.asarray(x))
+            return x
+
+    model = keras.Sequential(
+        [keras.Input((24, 24, 3)), Record(), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    return model
+
+
 def test_keras_fit_resumed_mid_epoch_trains_on_from_there(manifests):
     """fit on a stream resumed mid-epoch trains the rest of that epoch, then runs on into the
     next: what it trains is exactly the uninterrupted sequence, nothing repeated or lost."""
@@ -155,16 +170,7 @@ def test_keras_fit_resumed_mid_epoch_trains_on_from_there(manifests):
     batches(first, 2)
     resumed = make("image", manifest, with_paths=False, resume=first.state())
     trained: list[np.ndarray] = []
-
-    class Record(keras.layers.Layer):
-        def call(self, x):
-            trained.append(np.asarray(x))
-            return x
-
-    model = keras.Sequential(
-        [keras.Input((24, 24, 3)), Record(), keras.layers.Flatten(), keras.layers.Dense(3)]
-    )
-    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    model = recording_model(keras, trained)
     model.fit(resumed, epochs=1, verbose=0)  # fit's default shuffle=True changes nothing
     assert len(trained) == len(resumed)
     for got, want in zip(trained, expected[2:], strict=False):
@@ -180,16 +186,7 @@ def test_batches_read_ahead_by_keras_are_not_lost(manifests):
     expected = [x for _ in range(3) for x, _ in batches(reference)]
     stream = make("image", manifest, with_paths=False)
     trained: list[np.ndarray] = []
-
-    class Record(keras.layers.Layer):
-        def call(self, x):
-            trained.append(np.asarray(x))
-            return x
-
-    model = keras.Sequential(
-        [keras.Input((24, 24, 3)), Record(), keras.layers.Flatten(), keras.layers.Dense(3)]
-    )
-    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    model = recording_model(keras, trained)
     model.fit(stream, epochs=1, verbose=0)
     model.fit(stream, epochs=1, verbose=0)
     assert stream.state()["epoch"] == 2 and stream.state()["position"] == 0
