@@ -334,16 +334,16 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img if method is None else img.transpose(method)
 
 
-# PNG chunks (and a text chunk's keyword or XMP tag) that change what the pixels mean or how
-# they turn: files holding them take Pillow's route. Found by a byte search of the chunks
-# before the first and from the last IDAT (a match inside pixel data only costs the fast route).
-_PNG_SPECIAL = (b"PLTE", b"tRNS", b"eXIf", b"acTL", b"Raw profile type exif", b"tiff:Orientation")
-_PNG_HEADER = struct.Struct(
-    ">4sIIBBBBB"
-)  # IHDR's type, width, height, depth, colour, ..., interlace
-# A whole file ends with the empty IEND chunk. Cut files go to Pillow, which names the damage,
-# and libpng (inside OpenCV) does not print its complaints about them on stderr.
-_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# PNG chunks that change what the pixels mean or how they turn: files holding them take
+# Pillow's route. So do text chunks carrying EXIF ("Raw profile type exif") or XMP that may
+# hold an orientation (Pillow applies both).
+_PNG_SPECIAL = frozenset({b"PLTE", b"tRNS", b"eXIf", b"acTL"})
+_PNG_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+_PNG_CHUNK = struct.Struct(">I4s")  # a chunk's data length and type
+_PNG_HEADER = struct.Struct(">4sIIBBBBB")  # IHDR's type, width, height, depth, colour, ...
+# OpenCV turns images by their EXIF unless told not to; the chunks that carry one go to Pillow.
+_CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+_CV2_KEEP = cv2.IMREAD_IGNORE_ORIENTATION
 
 
 def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
@@ -360,29 +360,57 @@ def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
         or depth != 8
         or colour not in (0, 2, 6)
         or interlace
-        or not data.endswith(_PNG_END)
         or (limit is not None and width * height > limit)  # Pillow warns or refuses
-        or _png_has_special_chunks(data)
+        or not _png_is_plain(data)
     ):
         return None
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width):
+    buffer = np.frombuffer(data, np.uint8)
+    if mode == "RGB" and _CV2_RGB is not None:  # one call: alpha dropped, grey replicated
+        pixels = cv2.imdecode(buffer, _CV2_RGB | _CV2_KEEP)
+    elif mode == "L" and colour == 0:
+        pixels = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE | _CV2_KEEP)
+    else:
+        pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR | _CV2_KEEP)
+        if pixels is not None:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if pixels is None or pixels.shape[:2] != (height, width):
         return None
-    if pixels.ndim == 2:  # grey
-        return pixels[:, :, None] if mode == "L" else cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
-    # alpha dropped, as Pillow's convert("RGB") does
-    rgb = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if pixels.ndim == 2:
+        return pixels[:, :, None]
     if mode == "RGB":
-        return rgb
+        return pixels
     # colour to grey: Pillow's own rounding, so both routes agree to the last bit
-    return np.asarray(Image.fromarray(rgb).convert("L"))[:, :, None]
+    return np.asarray(Image.fromarray(pixels).convert("L"))[:, :, None]
 
 
-def _png_has_special_chunks(data: bytes | bytearray) -> bool:
-    """Whether the chunks around a PNG's pixel data name one of ``_PNG_SPECIAL``."""
-    first, last = data.find(b"IDAT"), data.rfind(b"IDAT")
-    head, tail = data[:first], data[last:]
-    return any(tag in head or tag in tail for tag in _PNG_SPECIAL)
+def _png_is_plain(data: bytes | bytearray) -> bool:
+    """Whether a PNG's chunks are whole, end with IEND at the end of the file, and hold none
+    of ``_PNG_SPECIAL`` (or EXIF/XMP text). Cut or inconsistent files are not plain: Pillow
+    names their damage, and libpng (inside OpenCV) would print its complaints on stderr."""
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        length, kind = _PNG_CHUNK.unpack_from(data, pos)
+        if kind in _PNG_SPECIAL:
+            return False
+        if kind in _PNG_TEXT and _png_text_may_turn(data[pos + 8 : pos + 8 + length], kind):
+            return False
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos == end and length == 0
+    return False
+
+
+def _png_text_may_turn(body: bytes | bytearray, kind: bytes) -> bool:
+    """Whether a text chunk may carry an EXIF orientation Pillow would apply."""
+    keyword = body[: body.find(b"\x00")]
+    if keyword == b"Raw profile type exif":
+        return True
+    if keyword != b"XML:com.adobe.xmp":
+        return False
+    compressed = kind == b"zTXt" or (
+        kind == b"iTXt" and body[len(keyword) + 1 : len(keyword) + 2] == b"\x01"
+    )
+    return compressed or b"tiff:Orientation" in body
 
 
 def _open_pillow(fh: IO[bytes], fmt: str) -> Image.Image:
@@ -520,7 +548,11 @@ def _to_array(img: Image.Image | np.ndarray, dtype: str) -> np.ndarray:
     """A writable, C-contiguous ``[H, W, C]`` array of ``img`` in ``dtype``."""
     target = np.float32 if dtype == "float32" else np.uint8
     if isinstance(img, np.ndarray):  # copied only if read-only, strided or another dtype
-        array = np.require(img, dtype=target, requirements=["C", "W"])
+        flags = img.flags
+        if img.dtype == target and flags.c_contiguous and flags.writeable:
+            array = img  # the common case, without np.require's cost on tiny images
+        else:
+            array = np.require(img, dtype=target, requirements=["C", "W"])
     else:
         array = np.array(img, dtype=target)
     return array[:, :, np.newaxis] if array.ndim == 2 else array
