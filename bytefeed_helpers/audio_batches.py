@@ -6,6 +6,8 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .decode_audio import decode_audio, logmel
 from .engine import stack
 
@@ -65,7 +67,14 @@ def audio_batches(
         raise ValueError(f"features must be one of {FEATURES}, not {features!r}")
     training = shuffle if training is None else training
     crop = crop or ("random" if training else "start")
-    decode = functools.partial(decode_audio, sample_rate=sample_rate, duration=duration, crop=crop)
+    # Only random crops draw from the engine's per-file generator; the others get a decoder
+    # without an rng parameter, so none is made (seeding one costs as much as reading a clip).
+    decode = functools.partial(
+        decode_audio if crop == "random" else _decode_fixed_crop,
+        sample_rate=sample_rate,
+        duration=duration,
+        crop=crop,
+    )
     mel = {"n_mels": n_mels, "n_fft": n_fft, "hop_length": hop_length}
     post = (
         functools.partial(logmel, sample_rate=sample_rate, **mel) if features == "logmel" else None
@@ -83,3 +92,8 @@ def audio_batches(
         postprocess=post,
         **stream_options(arguments),
     )
+
+
+def _decode_fixed_crop(src: Any, **settings: Any) -> np.ndarray:
+    """``decode_audio`` for "start"/"center" crops, which need no random generator."""
+    return decode_audio(src, **settings)
