@@ -203,6 +203,33 @@ def test_invalid_arguments(kwargs):
         decode_audio(encode(sine(), 16000), **kwargs)
 
 
+# --- WAV headers ---------------------------------------------------------------------------
+
+
+def test_other_wavs_decode_and_cut_wavs_name_the_damage(tmp_path):
+    x = sine(rate=16000)
+    for subtype in ("PCM_U8", "PCM_24", "FLOAT"):  # not 16-bit: libsndfile's
+        path = tmp_path / f"{subtype}.wav"
+        path.write_bytes(encode(x, 16000, subtype=subtype))
+        assert np.abs(decode_audio(path, 16000, 1.0) - x).max() < 0.01
+    for subtype in ("PCM_16", "PCM_24"):  # the data chunk says more than the file holds
+        path = tmp_path / f"cut_{subtype}.wav"
+        path.write_bytes(encode(sine(rate=16000, seconds=2.0), 16000, subtype=subtype)[:30000])
+        with pytest.raises(BadFileError, match="truncated audio data: the WAV header says"):
+            decode_audio(path, 16000, 0.5)  # even when the part asked for is there
+
+
+def test_wav_of_unknown_length_is_read_as_far_as_it_goes(tmp_path):
+    wav = bytearray(encode(sine(rate=16000, seconds=0.5), 16000, subtype="PCM_16"))
+    at = wav.index(b"data") + 4
+    wav[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")  # as a recorder killed mid-way leaves it
+    path = tmp_path / "streamed.wav"
+    path.write_bytes(bytes(wav))
+    out = decode_audio(path, 16000, 1.0)
+    assert np.abs(out[:8000] - sine(rate=16000, seconds=0.5)).max() < 1e-3
+    assert np.all(out[8000:] == 0)
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 

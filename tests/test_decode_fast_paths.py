@@ -191,7 +191,7 @@ def test_crop_of_a_reused_decode_buffer_is_a_copy():
     assert np.array_equal(first, kept)
 
 
-# --- audio: 16-bit PCM WAV through the standard library's wave module -------------------------
+# --- audio: 16-bit PCM WAV read in one go, without libsndfile ------------------------------------
 def wav(path, channels: int = 1, rate: int = 44100, seconds: float = 1.3, subtype="PCM_16"):
     import soundfile as sf
 
@@ -229,10 +229,36 @@ def test_wav_route_declines_other_files_and_keeps_the_rng(tmp_path):
     for name, subtype in [("u8.wav", "PCM_U8"), ("f.wav", "FLOAT"), ("p24.wav", "PCM_24")]:
         path = wav(tmp_path / name, subtype=subtype)
         assert audio._decode_pcm16_wav(path, 16000, 1.0, "start", None, True) is None
+    rng = np.random.default_rng(3)
+    before = rng.bit_generator.state
+    assert audio._decode_pcm16_wav(path, 16000, 1.0, "random", rng, True) is None
+    assert rng.bit_generator.state == before  # libsndfile will draw the same crop
     cut = tmp_path / "cut.wav"
     data = wav(tmp_path / "whole.wav").read_bytes()
     cut.write_bytes(data[: len(data) // 3])  # the header promises more frames than remain
-    rng = np.random.default_rng(3)
-    before = rng.bit_generator.state
-    assert audio._decode_pcm16_wav(cut, 16000, 1.0, "random", rng, True) is None
-    assert rng.bit_generator.state == before  # libsndfile will draw the same crop
+    with pytest.raises(BadFileError, match="truncated audio data"):
+        audio._decode_pcm16_wav(cut, 16000, 1.0, "start", None, True)
+
+
+def with_chunk_before_data(data: bytes, body: bytes) -> bytes:
+    """A WAV with a ``LIST`` chunk of ``body`` (padded to even length) before its data."""
+    at = data.index(b"data")
+    chunk = b"LIST" + len(body).to_bytes(4, "little") + body + b"\x00" * (len(body) % 2)
+    out = data[:at] + chunk + data[at:]
+    return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(16000, 1.0), (48000, 6.0)])
+def test_wav_route_reads_past_odd_chunks_and_beyond_its_first_read(
+    tmp_path, monkeypatch, rate, seconds
+):
+    from bytefeed_helpers.decode_audio import decode_audio
+
+    audio = importlib.import_module("bytefeed_helpers.decode_audio")
+    path = wav(tmp_path / "a.wav", 2, rate, seconds)
+    path.write_bytes(with_chunk_before_data(path.read_bytes(), b"odd"))
+    assert audio._decode_pcm16_wav(path, 16000, 0.5, "center", None, True) is not None
+    fast = [decode_audio(path, 16000, 0.5, crop="center"), decode_audio(path, None, None)]
+    libsndfile_only(monkeypatch)
+    slow = [decode_audio(path, 16000, 0.5, crop="center"), decode_audio(path, None, None)]
+    assert all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
