@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from .errors import BadFileError
+from .fileio import open_fd, read_at
 from .scratch import scratch
 
 __all__ = ["AUDIO_FORMATS", "audio_info", "decode_audio", "logmel"]
@@ -259,23 +260,23 @@ def _decode_pcm16_wav(
 
     Opening a file through libsndfile costs about four times what the whole read costs here,
     and short clips are mostly opening; the standard library's ``wave`` reads a header in a
-    dozen small reads, each a hand-off of the GIL between decoding threads. Anything else
-    (other sample formats, extensible headers, data shorter than the header says, file
-    objects) returns None, with ``rng`` as it was, for libsndfile to read exactly as before.
+    dozen small reads, each a hand-off of the GIL between decoding threads (see ``fileio``).
+    Anything else (other sample formats, extensible headers, data shorter than the header
+    says, file objects) returns None, with ``rng`` as it was, for libsndfile to read exactly as before.
     An empty file raises BadFileError; a missing one FileNotFoundError.
     """
     if not isinstance(source, str | os.PathLike):
         return None
     state = None if rng is None else rng.bit_generator.state
-    with open(source, "rb") as fh:
-        head = fh.read(_WAV_HEAD)
+    with open_fd(source) as fd:
+        head = os.read(fd, _WAV_HEAD)
         if not head:
             raise BadFileError("empty file")
         layout = _wav_layout(head)
         if layout is None:
             return None
         tag, channels, in_rate, bits, data_at, data_bytes = layout
-        _check_wav_whole(fh, head, data_at, data_bytes)
+        _check_wav_whole(fd, head, data_at, data_bytes)
         if tag != _WAVE_FORMAT_PCM or bits != 16 or channels < 1 or in_rate < 1:
             return None
         frames = data_bytes // (2 * channels)
@@ -288,8 +289,7 @@ def _decode_pcm16_wav(
         if first + size <= len(head):  # a short clip: already read
             data: bytes | memoryview = memoryview(head)[first : first + size]
         else:
-            fh.seek(first)
-            data = fh.read(size)
+            data = read_at(fd, size, first)
     if len(data) != size or frames <= 0:
         if state is not None:
             rng.bit_generator.state = state  # libsndfile draws the same crop again
@@ -337,12 +337,12 @@ def _wav_layout(head: bytes) -> tuple[int, int, int, int, int, int] | None:
     return None if fmt is None else (*fmt, body, size)
 
 
-def _check_wav_whole(fh: IO[bytes], head: bytes, data_at: int, data_bytes: int) -> None:
+def _check_wav_whole(fd: int, head: bytes, data_at: int, data_bytes: int) -> None:
     """BadFileError when a WAV's data chunk claims more bytes than the file holds: a cut
     file, whose missing end libsndfile would silently read as nothing (then zero-padded)."""
     if data_bytes == 0 or data_bytes >= _WAV_SIZE_UNKNOWN:
         return
-    held = len(head) if len(head) < _WAV_HEAD else os.fstat(fh.fileno()).st_size
+    held = len(head) if len(head) < _WAV_HEAD else os.fstat(fd).st_size
     if data_at + data_bytes > held:
         raise BadFileError(
             f"truncated audio data: the WAV header says {data_bytes} data bytes, "

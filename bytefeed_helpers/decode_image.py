@@ -26,6 +26,7 @@ import simplejpeg
 from PIL import Image
 
 from .errors import BadFileError
+from .fileio import read_bytes
 
 __all__ = ["IMAGE_FORMATS", "decode_image", "image_info"]
 
@@ -144,7 +145,7 @@ def decode_image(
         ValueError: an argument outside the allowed values.
     """
     _check_args(image_size, channels, fit, dtype, interpolation)
-    data = _read_bytes(src)
+    data = read_bytes(src)
     fmt = _detect(data)
     mode = "L" if channels == 1 else "RGB"
     img: Image.Image | np.ndarray | None = None
@@ -176,18 +177,6 @@ def image_info(src: Source) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # reading
-
-
-def _read_bytes(src: Source) -> bytes | bytearray:
-    """All bytes of ``src``: bytes-like objects as they are, files read whole."""
-    if isinstance(src, bytes | bytearray):
-        return src
-    if isinstance(src, memoryview):
-        return src.tobytes()
-    if hasattr(src, "read"):
-        return src.read()
-    with open(src, "rb") as fh:
-        return fh.read()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import BadFileError
+from .fileio import read_bytes
 
 __all__ = ["WordTokenizer", "decode_text", "pad_sequences"]
 
@@ -45,7 +46,7 @@ def decode_text(src: Source) -> str:
             text"), or a BOM whose encoding the bytes do not follow.
         FileNotFoundError: ``src`` names no file.
     """
-    data = _read_bytes(src)
+    data = read_bytes(src)
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
@@ -73,18 +74,6 @@ def _decode_unmarked(data: bytes) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError:  # cp1252 leaves 5 bytes undefined; Latin-1 maps every byte
         return data.decode("latin-1")
-
-
-def _read_bytes(src: Source) -> bytes:
-    """All bytes of ``src``: bytes-like objects as they are, files read whole."""
-    if isinstance(src, bytes):
-        return src
-    if isinstance(src, bytearray | memoryview):
-        return bytes(src)
-    if hasattr(src, "read"):
-        return src.read()
-    with open(src, "rb") as fh:
-        return fh.read()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""fileio: whole files in few system calls, with open()'s errors."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from bytefeed_helpers.fileio import open_fd, read_at, read_bytes, read_file
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 300_000])
+def test_read_file_returns_every_byte(tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert read_file(path) == data
+    assert read_file(str(path)) == data
+
+
+def test_read_file_raises_what_open_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_file(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError):
+        read_file(tmp_path)
+
+
+def test_read_at_reads_a_range_and_stops_at_the_end(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(100)))
+    with open_fd(path) as fd:
+        assert read_at(fd, 10, 5) == bytes(range(5, 15))
+        assert read_at(fd, 10, 95) == bytes(range(95, 100))
+
+
+def test_read_bytes_takes_every_source_kind(tmp_path):
+    data = b"\x89PNG some bytes"
+    path = tmp_path / "f.png"
+    path.write_bytes(data)
+    assert read_bytes(data) is data
+    assert read_bytes(bytearray(data)) == data
+    assert read_bytes(memoryview(data)) == data
+    stream = io.BytesIO(b"xx" + data)
+    stream.read(2)
+    assert read_bytes(stream) == data  # from where the stream stands
+    assert read_bytes(path) == data
