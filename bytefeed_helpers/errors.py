@@ -23,6 +23,9 @@ class BadFileError(ValueError):
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" if self.path else self.reason
 
+    def __reduce__(self) -> tuple:  # keeps the path when raised in a worker process
+        return (type(self), (self.reason, self.path))
+
     def with_path(self, path: str | os.PathLike) -> BadFileError:
         """The same error, naming ``path``."""
         return BadFileError(self.reason, path)
