@@ -158,6 +158,15 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
         return os.read(fd, size)
 
 
+def _pread_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Fill ``buffer`` from ``offset`` of ``fd``; the number of bytes read."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = _pread(fd, len(buffer), offset)
+    buffer[: len(data)] = data
+    return len(data)
+
+
 def _pwrite(fd: int, data: Any, offset: int) -> None:
     view = memoryview(data).cast("B")
     while len(view):
@@ -323,6 +332,25 @@ class SampleCache:
         self._count(hit=True)
         sample = np.frombuffer(data, self._dtype).reshape(self._shape)
         return sample[: self._lengths[row]] if self._lengths is not None else sample
+
+    def read_rows(self, rows: list[int], out: np.ndarray) -> bool:
+        """Read stored rows ``rows`` straight into ``out[i]`` (``[len(rows), *shape]``), one
+        positioned read each: no per-row array and no stacking copy. False, with ``out`` in
+        no particular state, unless every row is stored and samples have one shape."""
+        if self._fd is None or self._lengths is not None:
+            return False
+        if not (self._status[rows] == _STORED).all():
+            return False
+        fd, size, offset = self._fd, self._row_bytes, self._offset
+        try:
+            for i, row in enumerate(rows):
+                if _pread_into(fd, memoryview(out[i]).cast("B"), offset + row * size) != size:
+                    return False  # the file was cut under us
+        except OSError:
+            return False
+        with self._lock:
+            self.hits += len(rows)
+        return True
 
     def _count(self, *, hit: bool) -> None:
         with self._lock:
@@ -525,6 +553,15 @@ class CachedDecode:
             raise
         self.cache.put(row, sample)
         return sample
+
+    def read_batch(self, rows: list[int]) -> np.ndarray | None:
+        """The samples of ``rows`` stacked into one new array, read from the cache in one go;
+        None unless every row is stored (the engine then takes them one by one)."""
+        cache = self.cache
+        if cache._shape is None:
+            return None
+        out = np.empty((len(rows), *cache._shape), cache._dtype)
+        return out if cache.read_rows(rows, out) else None
 
 
 class CachedDecodeRng(CachedDecode):

@@ -63,6 +63,17 @@ def test_later_epochs_read_the_cache_and_match_decoding(images, tmp_path):
     assert again.cache.misses == 0
 
 
+def test_whole_cached_batches_equal_decoded_ones_labels_and_paths_too(images, tmp_path):
+    plain = image_batches(images, 16, SIZE, seed=3, with_paths=True)
+    cached = image_batches(images, 16, SIZE, seed=3, with_paths=True, cache=tmp_path)
+    for _ in zip(plain, cached, strict=True):  # epoch 0 decodes and fills the cache
+        pass
+    for (x, y, p), (cx, cy, cp) in zip(plain, cached, strict=True):  # epoch 1: batch reads
+        assert np.array_equal(x, cx) and np.array_equal(y, cy) and list(p) == list(cp)
+        assert cx.dtype == x.dtype and cy.dtype == y.dtype and cx.flags.writeable
+    assert cached.cache.hits == len(images)
+
+
 def test_cache_file_is_a_memory_mappable_npy(images, tmp_path):
     s = image_batches(images, 32, SIZE, cache=tmp_path)
     for _ in s:
