@@ -269,7 +269,7 @@ def _decode_pcm16_wav(
         return None
     state = None if rng is None else rng.bit_generator.state
     with open_fd(source) as fd:
-        head = os.read(fd, _WAV_HEAD)
+        head = read_at(fd, _WAV_HEAD, 0)
         if not head:
             raise BadFileError("empty file")
         layout = _wav_layout(head)

@@ -45,3 +45,35 @@ def test_read_bytes_takes_every_source_kind(tmp_path):
     stream.read(2)
     assert read_bytes(stream) == data  # from where the stream stands
     assert read_bytes(path) == data
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_read_file_reads_past_short_reads_to_the_end(tmp_path):
+    # a pipe returns what has been written so far: short reads that are not the end
+    import threading
+    import time
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def writer():
+        with open(fifo, "wb") as fh:
+            fh.write(b"first part, ")
+            fh.flush()
+            time.sleep(0.2)
+            fh.write(b"second part")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert read_file(fifo) == b"first part, second part"
+    thread.join()
+
+
+def test_read_at_reads_on_after_short_reads(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(200)))
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: real(fd, min(n, 7), at))  # 7 at a time
+    with open_fd(path) as fd:
+        assert read_at(fd, 50, 100) == bytes(range(100, 150))
+        assert read_at(fd, 500, 190) == bytes(range(190, 200))
