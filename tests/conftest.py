@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -13,6 +14,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_sample"
 NOTEBOOKS = ROOT / "notebooks"
+
+#: Every kind of ``src`` the decoders take, for ``source_of``.
+SOURCE_KINDS = ("str", "path", "bytes", "bytearray", "memoryview", "fileobj")
+
+
+def source_of(kind: str, path: Path, data: bytes):
+    """``data`` (already written to ``path``) as a decoder source of ``kind``."""
+    return {
+        "str": str(path),
+        "path": Path(path),
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+        "fileobj": io.BytesIO(data),
+    }[kind]
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import pathlib
 import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SOURCE_KINDS, source_of
 
 from bytefeed_helpers.decode_audio import AUDIO_FORMATS, audio_info, decode_audio, logmel
 from bytefeed_helpers.errors import BadFileError
@@ -86,19 +86,12 @@ def test_lossy_formats_keep_the_tone(fmt, subtype):
     assert 0.3 < np.abs(out).max() < 0.7
 
 
-@pytest.mark.parametrize("kind", ["str", "path", "bytes", "bytearray", "memoryview", "fileobj"])
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
 def test_every_source_kind(tmp_path, kind):
     data = encode(sine(seconds=0.25), 16000)
     path = tmp_path / "a.wav"
     path.write_bytes(data)
-    src = {
-        "str": str(path),
-        "path": pathlib.Path(path),
-        "bytes": data,
-        "bytearray": bytearray(data),
-        "memoryview": memoryview(data),
-        "fileobj": io.BytesIO(data),
-    }[kind]
+    src = source_of(kind, path, data)
     out = decode_audio(src, 16000, 0.25)
     assert np.allclose(out, sine(seconds=0.25), atol=1e-4)
 

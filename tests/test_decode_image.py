@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import pathlib
 
 import numpy as np
 import pytest
 import simplejpeg
+from conftest import SOURCE_KINDS, source_of
 from PIL import Image
 
 from bytefeed_helpers.decode_image import IMAGE_FORMATS, decode_image, image_info
@@ -171,19 +171,12 @@ def test_format_told_by_content_not_name(tmp_path):
 # --- sources, dtype, channels, arguments --------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["str", "path", "bytes", "bytearray", "memoryview", "fileobj"])
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
 def test_every_source_kind(tmp_path, kind):
     data = encode(quadrants(), "JPEG", quality=95)
     path = tmp_path / "q.jpg"
     path.write_bytes(data)
-    src = {
-        "str": str(path),
-        "path": pathlib.Path(path),
-        "bytes": data,
-        "bytearray": bytearray(data),
-        "memoryview": memoryview(data),
-        "fileobj": io.BytesIO(data),
-    }[kind]
+    src = source_of(kind, path, data)
     assert_quadrants(decode_image(src, None))
 
 

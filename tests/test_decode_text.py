@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import codecs
-import io
 import json
-import pathlib
 
 import numpy as np
 import pytest
+from conftest import SOURCE_KINDS, source_of
 
 from bytefeed_helpers.decode_text import WordTokenizer, decode_text, pad_sequences
 from bytefeed_helpers.errors import BadFileError
@@ -82,19 +81,12 @@ def test_empty_is_empty_string(tmp_path):
     assert decode_text(codecs.BOM_UTF8) == ""
 
 
-@pytest.mark.parametrize("kind", ["str", "path", "bytes", "bytearray", "memoryview", "fileobj"])
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
 def test_every_source_kind(tmp_path, kind):
     data = "héllo\r\nwörld".encode()
     path = tmp_path / "a.txt"
     path.write_bytes(data)
-    src = {
-        "str": str(path),
-        "path": pathlib.Path(path),
-        "bytes": data,
-        "bytearray": bytearray(data),
-        "memoryview": memoryview(data),
-        "fileobj": io.BytesIO(data),
-    }[kind]
+    src = source_of(kind, path, data)
     assert decode_text(src) == "héllo\nwörld"
 
 
