@@ -80,7 +80,8 @@ def decode_audio(
     clip = _decode_pcm16_wav(src, sample_rate, duration, crop, rng, mono)
     if clip is not None:
         return clip
-    source = _source(src)
+    # a path got here through the WAV route, which opened it and raised if empty or absent
+    source = src if isinstance(src, str | os.PathLike) else _source(src)
     try:
         fh = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError) as exc:
