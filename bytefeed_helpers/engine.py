@@ -207,18 +207,18 @@ class BatchEngine:
     # --- building one batch (runs in a worker thread) -------------------------------------
     def build(self, epoch: int, slot: int, order: np.ndarray | None = None) -> Batch:
         """Decode, collate and (when training) augment batch ``slot`` of ``epoch``."""
-        rows = self.slot_rows(epoch, slot, order)
+        rows = self.slot_rows(epoch, slot, order).tolist()
         laps = _Laps(self.stats)
         read_batch = getattr(self.decode, "read_batch", None)
         if read_batch is not None and self.collate is stack:
-            x = read_batch(rows.tolist())  # a cache's stored rows, stacked as they are read
+            x = read_batch(rows)  # a cache's stored rows, stacked as they are read
             if x is not None:
                 laps.lap("decode", len(rows))  # as when cached rows come one by one
                 y = np.asarray([self.source.labels[r] for r in rows], dtype=np.int32)
-                paths = [self.source.path(r) for r in rows.tolist()]
+                paths = [self.source.path(r) for r in rows]
                 return Batch(self._finish(x, epoch, slot, laps), y.reshape(-1), paths, slot)
         samples, labels, paths, skipped = [], [], [], []
-        for row in rows.tolist():
+        for row in rows:
             path = self.source.path(row)
             try:
                 if self._decode_wants_rng:
