@@ -20,10 +20,10 @@ from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from .errors import BadFileError
 from .fileio import open_fd, read_at
+from .resample import resample
 from .scratch import scratch
 
 __all__ = ["AUDIO_FORMATS", "audio_info", "decode_audio", "logmel"]
@@ -302,7 +302,7 @@ def _decode_pcm16_wav(
         samples = scratch(ints.size * 4, "wav").view(np.float32).reshape(ints.shape)
         np.copyto(samples, ints)
     samples *= np.float32(2.0**-15)
-    return _finish(samples, in_rate, out_rate, length, lead, mono)
+    return _finish(samples, in_rate, out_rate, length, lead, mono, from_ints=True)
 
 
 # The first read of a WAV: its header and, for clips up to ~1.4 s of 48 kHz stereo, the data.
@@ -388,14 +388,19 @@ def _finish(
     length: int | None,
     lead: int,
     mono: bool,
+    *,
+    from_ints: bool = False,
 ) -> np.ndarray:
-    """Check, mix, resample, trim the filter margin and crop/pad ``samples`` to ``length``."""
-    if not np.isfinite(samples).all():
+    """Check, mix, resample, trim the filter margin and crop/pad ``samples`` to ``length``.
+
+    ``from_ints``: the samples were converted from integers, so they are finite already.
+    """
+    if not from_ints and not np.isfinite(samples).all():
         raise BadFileError("audio contains non-finite samples (NaN or Inf)")
     if mono:  # a one-channel file needs no mixing (a mean over axis 1 costs a reduction per row)
         samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
     if in_rate != out_rate:
-        samples = soxr.resample(samples, in_rate, out_rate, quality="HQ")
+        samples = resample(samples, in_rate, out_rate)
     skip = round(lead * out_rate / in_rate)
     if length is None:
         return np.ascontiguousarray(samples[skip:], dtype=np.float32)
@@ -450,4 +455,5 @@ def _decode_fallback(
     out_rate = sample_rate or in_rate
     length = None if duration is None else round(out_rate * duration)
     start, count = _window(len(samples), in_rate, out_rate, length, crop, rng)
-    return _finish(samples[start : start + count], in_rate, out_rate, length, 0, mono)
+    clip = samples[start : start + count]
+    return _finish(clip, in_rate, out_rate, length, 0, mono, from_ints=True)

@@ -60,17 +60,6 @@ class _Timed:
             self.stats.add(self.stage, time.perf_counter() - t, 1)
 
 
-class _TimedModule:
-    """A stand-in for a module whose ``attr`` function is timed (e.g. ``soxr.resample``)."""
-
-    def __init__(self, module: Any, attr: str, stats: StageStats, stage: str):
-        self._module = module
-        setattr(self, attr, _Timed(getattr(module, attr), stats, stage))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module, name)
-
-
 _PATCH_LOCK = threading.Lock()
 
 
@@ -79,8 +68,8 @@ def _resize_timers(stats: StageStats) -> Iterator[None]:
     """Time the decoders' resize/resample steps while profiling (restored afterwards).
 
     The decoders fuse reading, decoding and resizing in one call (JPEGs are partly resized
-    by the DCT itself); timing the separate resize step (``decode_image._fit``, soxr's
-    resampling in ``decode_audio``) splits it out. Only one profile patches at a time.
+    by the DCT itself); timing the separate resize step (``decode_image._fit``,
+    ``decode_audio.resample``) splits it out. Only one profile patches at a time.
     """
     # the modules, not the functions of the same name the package exports
     decode_image = importlib.import_module(f"{__package__}.decode_image")
@@ -90,9 +79,10 @@ def _resize_timers(stats: StageStats) -> Iterator[None]:
     if acquired:
         if callable(getattr(decode_image, "_fit", None)):
             patches.append((decode_image, "_fit", _Timed(decode_image._fit, stats, "resize")))
-        soxr = getattr(decode_audio, "soxr", None)
-        if soxr is not None and hasattr(soxr, "resample"):
-            patches.append((decode_audio, "soxr", _TimedModule(soxr, "resample", stats, "resize")))
+        if callable(getattr(decode_audio, "resample", None)):
+            patches.append(
+                (decode_audio, "resample", _Timed(decode_audio.resample, stats, "resize"))
+            )
     originals = [(m, a, getattr(m, a)) for m, a, _ in patches]
     try:
         for module, attr, value in patches:
