@@ -554,6 +554,11 @@ class CachedDecode:
         self.cache.put(row, sample)
         return sample
 
+    @property
+    def complete(self) -> bool:
+        """Every row is stored or has failed: no file needs opening any more."""
+        return self.cache.complete and not self.cache.disabled
+
     def read_batch(self, rows: list[int]) -> np.ndarray | None:
         """The samples of ``rows`` stacked into one new array, read from the cache in one go;
         None unless every row is stored (the engine then takes them one by one)."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from conftest import DATA, ROOT
 
 from bytefeed_helpers import (
+    ImageAugment,
     audio_batches,
     build_manifest,
     clear_cache,
@@ -72,6 +74,20 @@ def test_whole_cached_batches_equal_decoded_ones_labels_and_paths_too(images, tm
         assert np.array_equal(x, cx) and np.array_equal(y, cy) and list(p) == list(cp)
         assert cx.dtype == x.dtype and cy.dtype == y.dtype and cx.flags.writeable
     assert cached.cache.hits == len(images)
+
+
+def _worker_threads_seen(stream) -> int:
+    """Batches of one epoch of ``stream`` during which a decoding thread was alive."""
+    return sum(any(t.name.startswith("bytefeed-") for t in threading.enumerate()) for _ in stream)
+
+
+def test_complete_cache_is_read_in_the_calling_thread_unless_augmenting(images, tmp_path):
+    s = image_batches(images, 16, SIZE, seed=2, cache=tmp_path, training=False)
+    assert _worker_threads_seen(s) == len(s)  # epoch 0 decodes files on the workers
+    assert _worker_threads_seen(s) == 0  # whole stored batches: no hand-off to threads
+    augmented = image_batches(images, 16, SIZE, seed=2, cache=tmp_path, augment=ImageAugment())
+    assert augmented.cache.complete
+    assert _worker_threads_seen(augmented) == len(augmented)  # augmentation stays parallel
 
 
 def test_cache_file_is_a_memory_mappable_npy(images, tmp_path):
