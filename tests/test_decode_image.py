@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import numpy as np
 import pytest
 import simplejpeg
 from conftest import SOURCE_KINDS, source_of
-from PIL import Image
+from PIL import Image, ImageOps
 
 from bytefeed_helpers.decode_image import IMAGE_FORMATS, decode_image, image_info
 from bytefeed_helpers.errors import BadFileError
+
+decoder = importlib.import_module("bytefeed_helpers.decode_image")
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -316,6 +319,35 @@ def test_exif_orientation_jpeg(orientation):
     assert out.shape == (48, 64, 3)
     assert_quadrants(out)
     assert_quadrants(decode_image(data, (24, 32), fit="crop"))
+
+
+def _xmp(orientation: int) -> bytes:
+    return (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        b'22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        b'tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>' % orientation
+    )
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_xmp_orientation_jpeg_turns_as_pillow_does(orientation):
+    method = STORED[orientation]
+    data = encode(quadrants(48, 64).transpose(method), "JPEG", quality=95, xmp=_xmp(orientation))
+    assert ImageOps.exif_transpose(Image.open(io.BytesIO(data))).size == (64, 48)
+    out = decode_image(data, None)
+    assert out.shape == (48, 64, 3)
+    assert_quadrants(out)
+
+
+def test_orientation_is_looked_for_in_the_header_only():
+    plain = encode(quadrants(48, 64), "JPEG", quality=95)
+    # "Exif" bytes after the image data (a comment, a trailer) are not an EXIF block
+    assert decoder._jpeg_orientation(plain + b"Exif\x00\x00MM\x00*") == 1
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    icc_then_exif = encode(quadrants(48, 64), "JPEG", icc_profile=b"\x00" * 3000, exif=exif)
+    assert decoder._jpeg_orientation(icc_then_exif) == 6
+    assert decoder._jpeg_may_turn(plain[:3])  # a cut header: Pillow is asked, as before
 
 
 @pytest.mark.parametrize("orientation", [3, 6])
