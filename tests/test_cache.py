@@ -77,8 +77,14 @@ def test_whole_cached_batches_equal_decoded_ones_labels_and_paths_too(images, tm
 
 
 def _worker_threads_seen(stream) -> int:
-    """Batches of one epoch of ``stream`` during which a decoding thread was alive."""
-    return sum(any(t.name.startswith("bytefeed-") for t in threading.enumerate()) for _ in stream)
+    """Batches of one epoch of ``stream`` during which a decoding thread of its own was alive
+    (other tests' streams may still have threads winding down)."""
+    before = set(threading.enumerate())
+
+    def own_workers() -> bool:
+        return any(t.name.startswith("bytefeed-") for t in set(threading.enumerate()) - before)
+
+    return sum(own_workers() for _ in stream)
 
 
 def test_complete_cache_is_read_in_the_calling_thread_unless_augmenting(images, tmp_path):
