@@ -6,6 +6,8 @@ as the decoder returned it (resized, resampled, tokenised; before augmentation, 
 whole batches afterwards), into row ``i`` of one ``.npy`` file. Later epochs read row ``i``
 back with a single positioned read instead of opening and decoding the file: far faster, and
 memory stays flat (reads go through the page cache, never a growing mapping of the file).
+Once the cache is complete, an epoch with no augmentation or postprocess to run is read in
+the calling thread: a whole batch is one read per row, cheaper than a hand-off to a worker.
 
 Layout of a cache folder; several streams can share one::
 

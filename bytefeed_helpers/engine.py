@@ -205,9 +205,22 @@ class BatchEngine:
         return order[g * self.batch_size : (g + 1) * self.batch_size]
 
     # --- building one batch (runs in a worker thread) -------------------------------------
-    def build(self, epoch: int, slot: int, order: np.ndarray | None = None) -> Batch:
-        """Decode, collate and (when training) augment batch ``slot`` of ``epoch``."""
+    def build(
+        self,
+        epoch: int,
+        slot: int,
+        order: np.ndarray | None = None,
+        part: tuple[int, int] | None = None,
+    ) -> Batch:
+        """Decode, collate and (when training) augment batch ``slot`` of ``epoch``.
+
+        ``part=(i, k)``: only the ``i``-th of ``k`` consecutive pieces of the batch's rows,
+        decoded and collated but not augmented (``join`` puts the pieces together).
+        """
         rows = self.slot_rows(epoch, slot, order).tolist()
+        if part is not None:
+            i, k = part
+            rows = rows[len(rows) * i // k : len(rows) * (i + 1) // k]
         laps = _Laps(self.stats)
         read_batch = getattr(self.decode, "read_batch", None)
         if read_batch is not None and self.collate is stack:
@@ -216,7 +229,9 @@ class BatchEngine:
                 laps.lap("decode", len(rows))  # as when cached rows come one by one
                 y = np.asarray([self.source.labels[r] for r in rows], dtype=np.int32)
                 paths = [self.source.path(r) for r in rows]
-                return Batch(self._finish(x, epoch, slot, laps), y.reshape(-1), paths, slot)
+                if part is None:
+                    x = self._finish(x, epoch, slot, laps)
+                return Batch(x, y.reshape(-1), paths, slot)
         samples, labels, paths, skipped = [], [], [], []
         for row in rows:
             path = self.source.path(row)
@@ -239,6 +254,22 @@ class BatchEngine:
             return Batch(None, y, paths, slot, skipped)
         x = self.collate(samples)
         laps.lap("collate", len(samples))
+        if part is None:
+            x = self._finish(x, epoch, slot, laps)
+        return Batch(x, y, paths, slot, skipped)
+
+    def join(self, pieces: list[Batch], epoch: int) -> Batch:
+        """One batch from the ``part`` pieces of its slot, in order, then augmented."""
+        slot = pieces[0].slot
+        y = np.concatenate([p.y for p in pieces])
+        paths = [path for p in pieces for path in p.paths]
+        skipped = [s for p in pieces for s in p.skipped]
+        xs = [p.x for p in pieces if p.x is not None]
+        if not xs:
+            return Batch(None, y, paths, slot, skipped)
+        laps = _Laps(self.stats)
+        x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        laps.lap("collate", len(x))
         return Batch(self._finish(x, epoch, slot, laps), y, paths, slot, skipped)
 
     def _finish(
@@ -275,7 +306,9 @@ class BatchEngine:
         """Every batch slot of ``epoch`` from ``start`` on (default: the cursor), in order.
 
         Empty batches (every file failed) are yielded too. Up to ``prefetch`` batches are
-        built ahead by ``workers`` threads; the threads stop when the iterator is exhausted,
+        built ahead by ``workers`` threads, each batch by one thread except the last
+        ``workers`` of the epoch, whose rows are shared out (same result, no idle tail); the
+        threads stop when the iterator is exhausted,
         closed or garbage-collected. Skipped files are recorded as each batch is taken; the
         cursor is left alone (the caller moves it).
         """
@@ -289,20 +322,32 @@ class BatchEngine:
                 yield batch
             return
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"bytefeed-{self.name}")
-        pending: collections.deque[Future[Batch]] = collections.deque()
+        pending: collections.deque[list[Future[Batch]]] = collections.deque()
+        # The last batches of an epoch are split between the workers: built whole, the last
+        # one would keep one worker busy while the others idle (with 4 batches of camera
+        # photos on 2 cores, a quarter of the epoch).
+        split = self.workers if self.workers > 1 and self.collate is stack else 1
         try:
             while next_slot < n or pending:
                 while next_slot < n and len(pending) < self.prefetch:
-                    pending.append(pool.submit(self.build, epoch, next_slot, order))
+                    if split > 1 and n - next_slot <= self.workers:
+                        parts = [(i, split) for i in range(split)]
+                        pending.append(
+                            [pool.submit(self.build, epoch, next_slot, order, p) for p in parts]
+                        )
+                    else:
+                        pending.append([pool.submit(self.build, epoch, next_slot, order)])
                     next_slot += 1
                 laps = _Laps(self.stats)
-                batch = pending.popleft().result()
+                built = [f.result() for f in pending.popleft()]
                 laps.lap("wait", 1)  # time the consumer waited for the batch
+                batch = built[0] if len(built) == 1 else self.join(built, epoch)
                 self.record(epoch, batch)
                 yield batch
         finally:
-            for fut in pending:
-                fut.cancel()
+            for futures in pending:
+                for fut in futures:
+                    fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _reads_inline(self) -> bool:

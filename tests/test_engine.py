@@ -257,3 +257,31 @@ def test_model_fit_on_a_stream(manifest):
         s, epochs=2, validation_data=make(manifest, decode=features, shuffle=False), verbose=0
     )
     assert len(history.history["loss"]) == 2 and s.epoch == 2
+
+
+def test_last_batches_are_split_between_workers_and_come_out_the_same(manifest):
+    Path(manifest.paths[21]).write_text("bad")  # in the last batch with shuffle=False
+    threads: dict[int, str] = {}
+
+    def decode(path: str) -> np.ndarray:
+        threads[int(Path(path).stem)] = threading.current_thread().name
+        time.sleep(0.005)  # long enough for every worker to take a piece
+        return read_number(path)
+
+    def augment(x, rng):
+        return x + rng.integers(0, 1000, size=x.shape)
+
+    def run(workers: int) -> tuple[list, list]:
+        s = make(manifest, decode=decode, workers=workers, shuffle=False, training=True)
+        s.engine.augment = augment
+        with pytest.warns(BytefeedWarning):
+            batches = [(x.tolist(), y.tolist()) for x, y in s]
+        return batches, [(e.path, e.reason) for e in s.errors]
+
+    whole = run(1)
+    split = run(3)
+    assert split == whole  # same rows, labels, augmentation and skipped files
+    assert len(whole[0]) == 5 and len(whole[0][-1][0]) == 2  # rows 20 and 22; 21 was bad
+    last = {threads[r] for r in (20, 21, 22)}
+    first = {threads[r] for r in range(5)}
+    assert len(last) > 1 and len(first) == 1  # the tail was shared, the head built whole
