@@ -49,6 +49,7 @@ import functools
 import hashlib
 import inspect
 import json
+import mmap
 import os
 import shutil
 import threading
@@ -149,6 +150,13 @@ def _sha(data: bytes) -> str:
 
 
 # --- low-level positioned I/O (page cache only: no mapping grows the process' memory) -------------
+# Rows smaller than this are read through a memory map of a complete cache: a system call
+# per 3 KB row costs more than copying it (32 such rows: ~50 us by preadv, ~10 us mapped).
+# Larger rows are read with preadv, which is as fast for them without mapping the file.
+_MAP_ROWS_UNDER = 16 << 10
+# After this many bytes read through the map, its pages are dropped from the process (the
+# page cache keeps them), so resident memory stays flat however large the cache.
+_MAP_RELEASE = 32 << 20
 _IO_LOCK = threading.Lock()  # only for platforms without os.pread/os.pwrite
 
 
@@ -252,6 +260,9 @@ class SampleCache:
         self._dtype: np.dtype | None = None
         self._offset = 0
         self._row_bytes = 0
+        self._map: mmap.mmap | None = None
+        self._mapped: np.ndarray | None = None  # uint8 [rows, row_bytes] over the map
+        self._mapped_reads = 0
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / key
         self._remove_stale_partials()
@@ -344,6 +355,12 @@ class SampleCache:
         if not (self._status[rows] == _STORED).all():
             return False
         fd, size, offset = self._fd, self._row_bytes, self._offset
+        mapped = self._rows_mapped()
+        if mapped is not None and os.fstat(fd).st_size >= offset + self.nbytes:
+            # (a file cut under a map would kill the process on access, hence the size check)
+            np.take(mapped, rows, axis=0, out=out.reshape(len(rows), -1).view(np.uint8))
+            self._after_mapped_read(len(rows) * size)
+            return True
         try:
             for i, row in enumerate(rows):
                 if _pread_into(fd, memoryview(out[i]).cast("B"), offset + row * size) != size:
@@ -353,6 +370,35 @@ class SampleCache:
         with self._lock:
             self.hits += len(rows)
         return True
+
+    def _rows_mapped(self) -> np.ndarray | None:
+        """The samples of a complete cache of small rows as a read-only ``uint8 [rows, bytes]``
+        array over a memory map (made on first use); None where rows are read with preadv."""
+        if self._mapped is not None:
+            return self._mapped
+        if not (self.complete and 0 < self._row_bytes < _MAP_ROWS_UNDER and self._fd is not None):
+            return None
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return None  # no way to keep resident memory flat
+        with self._lock:
+            if self._mapped is None:
+                try:
+                    if os.fstat(self._fd).st_size < self._offset + self.nbytes:
+                        return None  # cut short: the positioned reads say which rows are gone
+                    self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    return None
+                rows = np.frombuffer(self._map, np.uint8, self.nbytes, self._offset)
+                self._mapped = rows.reshape(self.rows, self._row_bytes)
+        return self._mapped
+
+    def _after_mapped_read(self, nbytes: int) -> None:
+        with self._lock:
+            self.hits += nbytes // self._row_bytes
+            self._mapped_reads += nbytes
+            if self._mapped_reads >= _MAP_RELEASE and self._map is not None:
+                self._mapped_reads = 0
+                self._map.madvise(mmap.MADV_DONTNEED)
 
     def _count(self, *, hit: bool) -> None:
         with self._lock:
@@ -478,6 +524,11 @@ class SampleCache:
     def close(self) -> None:
         """Close the samples file (a partial cache stays on disk until a later cleanup)."""
         fd, self._fd = self._fd, None
+        self._mapped, mapped = None, self._map
+        self._map = None
+        if mapped is not None:
+            with contextlib.suppress(BufferError, OSError):
+                mapped.close()
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +96,66 @@ def test_complete_cache_is_read_in_the_calling_thread_unless_augmenting(images, 
     augmented = image_batches(images, 16, SIZE, seed=2, cache=tmp_path, augment=ImageAugment())
     assert augmented.cache.complete
     assert _worker_threads_seen(augmented) == len(augmented)  # augmentation stays parallel
+
+
+def test_small_rows_read_through_a_map_equal_positioned_reads(images, tmp_path, monkeypatch):
+    import bytefeed_helpers.cache as cache_module
+
+    def epoch(stream) -> list:
+        return [(x.copy(), y.copy(), list(p)) for x, y, p in stream]
+
+    s = image_batches(images, 16, SIZE, seed=4, with_paths=True, cache=tmp_path)
+    epoch(s)  # fills the cache
+    mapped = epoch(s)
+    assert s.cache._mapped is not None  # 2.3 KB rows: read through the map
+    monkeypatch.setattr(cache_module, "_MAP_ROWS_UNDER", 0)
+    again = image_batches(images, 16, SIZE, seed=4, with_paths=True, cache=tmp_path)
+    list(again)  # epoch 0
+    read = epoch(again)  # epoch 1, as ``mapped`` was: the same order
+    assert again.cache._mapped is None
+    for (x, y, p), (x2, y2, p2) in zip(mapped, read, strict=True):
+        assert np.array_equal(x, x2) and np.array_equal(y, y2) and p == p2
+
+
+def _resident_kb(path) -> int:
+    """Resident kB of this process' mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's first line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps")
+def test_mapped_reads_keep_resident_memory_flat(images, tmp_path, monkeypatch):
+    import bytefeed_helpers.cache as cache_module
+
+    s = image_batches(images, 16, SIZE, seed=5, cache=tmp_path)
+    for _ in s:
+        pass
+    samples = s.cache.path / SAMPLES
+    for _ in s:  # without releases the map's pages stay resident
+        pass
+    assert _resident_kb(samples) > 0
+    monkeypatch.setattr(cache_module, "_MAP_RELEASE", 1)  # release after every batch
+    for _ in s:
+        pass
+    assert _resident_kb(samples) == 0
+
+
+def test_a_cache_file_cut_under_a_reader_is_decoded_again_not_a_crash(images, tmp_path):
+    plain = by_path(image_batches(images, 16, SIZE, seed=6, with_paths=True))
+    s = image_batches(images, 16, SIZE, seed=6, with_paths=True, cache=tmp_path)
+    by_path(s)
+    by_path(s)
+    assert s.cache._mapped is not None  # reading through a map when the file is cut
+    samples = s.cache.path / SAMPLES
+    os.truncate(samples, samples.stat().st_size // 2)
+    cut = by_path(s)
+    assert cut.keys() == plain.keys()
+    assert all(np.array_equal(cut[p], plain[p]) for p in plain)
 
 
 def test_cache_file_is_a_memory_mappable_npy(images, tmp_path):
