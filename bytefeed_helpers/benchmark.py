@@ -121,6 +121,61 @@ def decode_bound(paths: Sequence[str], size: int = 224, *, files: int = 200) -> 
         "best_rate": rates[top],
         "bound": cores * rates[top],
         "files": len(data),
+        "what": "decode",
+    }
+
+
+def resample_bound(
+    paths: Sequence[str], sample_rate: int = 16000, duration: float = 1.0, *, files: int = 200
+) -> dict:
+    """The machine's resampling bound for these clips: cores x single-core soxr HQ rate.
+
+    Up to ``files`` clips whose rate differs from ``sample_rate`` are decoded into memory at
+    their own rate (``duration`` seconds), then resampled to ``sample_rate`` on this thread
+    with soxr's HQ filter, as bytefeed and ``librosa.load`` both do: no loader that resamples
+    these files at that quality can go faster than the usable cores times that rate, whatever
+    it does about reading and decoding. Same keys as ``decode_bound``; empty when no clip
+    needs resampling.
+    """
+    import soundfile as sf
+    import soxr
+
+    from .decode_audio import decode_audio
+    from .resample import resample
+
+    clips = []
+    for p in paths:
+        if len(clips) >= files:
+            break
+        with contextlib.suppress(Exception):  # a bad file is not part of the bound
+            rate = int(sf.info(p).samplerate)
+            if rate != sample_rate:
+                clips.append((decode_audio(p, None, duration), rate))
+    if not clips:
+        return {}
+    routes = {
+        "soxr.resample": lambda c, r: soxr.resample(c, r, sample_rate, quality="HQ"),
+        "resample (kept)": lambda c, r: resample(c, r, sample_rate),
+    }
+    rates = {}
+    for route, fn in routes.items():
+        best = float("inf")
+        for _ in range(2):
+            t = time.perf_counter()
+            for clip, rate in clips:
+                fn(clip, rate)
+            best = min(best, (time.perf_counter() - t) / len(clips))
+        rates[route] = 1.0 / best
+    top = max(rates, key=rates.get)
+    cores = _cores()
+    return {
+        "cores": cores,
+        "rates": rates,
+        "best": top,
+        "best_rate": rates[top],
+        "bound": cores * rates[top],
+        "files": len(clips),
+        "what": "resample",
     }
 
 
@@ -207,7 +262,7 @@ class Comparison:
 
     @property
     def bound_fraction(self) -> float | None:
-        """bytefeed's throughput as a fraction of the decode bound (images only)."""
+        """bytefeed's throughput as a fraction of the decode (or resampling) bound."""
         if not self.bound or "bytefeed" not in [r.name for r in self.results]:
             return None
         return self["bytefeed"].samples_per_s / self.bound["bound"]
@@ -264,7 +319,8 @@ class Comparison:
         if self.bound:
             b = self.bound
             lines.append(
-                f"| decode bound | {b['bound']:,.0f} | | | {self.bound_fraction:.0%} of it "
+                f"| {b.get('what', 'decode')} bound | {b['bound']:,.0f} | | "
+                f"| {self.bound_fraction:.0%} of it "
                 f"| {b['cores']} cores x {b['best_rate']:,.0f}/s ({b['best']}) |"
             )
         notes = [f"- {r.name}: {r.note}" for r in self.results if r.note]
@@ -353,7 +409,8 @@ def compare(
     alike. Reported per pipeline: median samples/s and MB/s over rounds, and the largest
     peak RSS growth (MB above the RSS when that run started). Ratios are to the bytefeed
     pipeline doing the same work (``bytefeed``, or ``bytefeed@native`` for audio at the
-    files' rate). For images, the decode bound (``decode_bound``) is measured each round.
+    files' rate). For images, the decode bound (``decode_bound``) is measured each round;
+    for audio, the resampling bound (``resample_bound``).
     The allocator is left as users have it; heap memory freed by an earlier run can serve a
     later one without raising RSS, so peaks here are lower bounds (``memory_vs_size``
     measures memory strictly).
@@ -366,7 +423,7 @@ def compare(
         rounds: measured epochs per pipeline.
         sample_rate, duration: audio output rate (Hz) and clip length (s).
         workers: bytefeed's and the preload's threads (default: the cores).
-        bound: measure the decode bound (images).
+        bound: measure the decode bound (images) or the resampling bound (audio).
         workdir: scratch folder (links for Keras, the cache); default a temporary one.
 
     A pipeline that fails is reported with its error, not raised.
@@ -400,6 +457,8 @@ def compare(
         for r in range(rounds):
             if bound and kind == "image":
                 bounds.append(decode_bound(manifest.paths, size))
+            elif bound and kind == "audio":
+                bounds.append(resample_bound(manifest.paths, sample_rate, duration))
             for name in names if r % 2 == 0 else names[::-1]:
                 bar.set_postfix_str(name)
                 _run_once(results[name], manifest, settings, work, make_pipeline)
@@ -479,6 +538,7 @@ def _median_bound(bounds: list[dict]) -> dict:
         "best_rate": rates[top],
         "bound": cores * rates[top],
         "files": bounds[0]["files"],
+        "what": bounds[0].get("what", "decode"),
     }
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import DATA
 
 from bytefeed_helpers import build_manifest, read_manifest
@@ -15,6 +16,7 @@ from bytefeed_helpers.benchmark import (
     memory_vs_size,
     profile_pipelines,
     repeat_manifest,
+    resample_bound,
 )
 from bytefeed_helpers.cli import main
 
@@ -52,7 +54,7 @@ def test_compare_small(small, tmp_path):
     doc = json.loads(c.to_json())
     assert doc["files"] == len(small) and len(doc["results"]) == 3
     table = c.table()
-    assert "| bytefeed |" in table and "decode bound" in table and "machine:" in table
+    assert "| bytefeed |" in table and "| decode bound |" in table and "machine:" in table
 
 
 @pytest.mark.filterwarnings("ignore::bytefeed_helpers.engine.BytefeedWarning")
@@ -75,6 +77,23 @@ def test_decode_bound(images):
     assert b["files"] == 10 and b["best"] in b["rates"]
     assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
     assert decode_bound([str(DATA / "images" / "cat" / "cat_013_rgb.png")], 64) == {}
+
+
+def test_resample_bound_counts_only_clips_to_resample():
+    clips = build_manifest(DATA / "audio", kind="audio", progress=False)
+    b = resample_bound(clips.paths, 16000, 0.5, files=8)
+    assert b["files"] == 8 and b["what"] == "resample" and b["best"] in b["rates"]
+    assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
+    native = [p for p in clips.paths if sf.info(p).samplerate == 16000]
+    assert native and resample_bound(native, 16000) == {}  # nothing to resample: no bound
+
+
+def test_compare_audio_reports_the_resample_bound(tmp_path):
+    clips = build_manifest(DATA / "audio", kind="audio", progress=False)
+    few = clips.subset(np.arange(0, len(clips), 8))
+    c = compare(few, "audio", pipelines=["bytefeed"], rounds=1, batch_size=4, progress=False)
+    assert c.bound["what"] == "resample" and c.bound_fraction > 0
+    assert "| resample bound |" in c.table()
 
 
 def test_memory_vs_size_and_repeats(small):
