@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,14 @@ def test_05_profile_memory_notebook(tmp_path, kernel_name):
         for o in c.get("outputs", [])
     )
     assert images >= 5  # memory over time, memory vs size, throughput, stages, cache
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux peak RSS")
+def test_memory_sampler_catches_a_peak_between_samples():
+    from bytefeed_helpers.profiling import MemorySampler
+
+    with MemorySampler(interval=60) as mem:  # no sample falls inside the allocation
+        block = np.ones(64 << 20, np.uint8)  # 64 MiB, touched
+        del block
+    assert mem.peak - mem.start >= 60 << 20
+    assert max(mem.values) - mem.start < 32 << 20  # the samples alone missed it
