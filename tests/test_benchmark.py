@@ -76,6 +76,7 @@ def test_decode_bound(images):
     b = decode_bound(images.paths, 64, files=10)
     assert b["files"] == 10 and b["best"] in b["rates"]
     assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
+    assert b["all_cores"] > 0  # the best route on every core at once
     assert decode_bound([str(DATA / "images" / "cat" / "cat_013_rgb.png")], 64) == {}
 
 
@@ -83,6 +84,7 @@ def test_resample_bound_counts_only_clips_to_resample():
     clips = build_manifest(DATA / "audio", kind="audio", progress=False)
     b = resample_bound(clips.paths, 16000, 0.5, files=8)
     assert b["files"] == 8 and b["what"] == "resample" and b["best"] in b["rates"]
+    assert b["all_cores"] > 0
     assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
     native = [p for p in clips.paths if sf.info(p).samplerate == 16000]
     assert native and resample_bound(native, 16000) == {}  # nothing to resample: no bound
