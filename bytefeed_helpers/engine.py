@@ -322,7 +322,7 @@ class BatchEngine:
                 yield batch
             return
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"bytefeed-{self.name}")
-        pending: collections.deque[list[Future[Batch]]] = collections.deque()
+        pending: collections.deque[Future[Batch]] = collections.deque()
         # The last batches of an epoch are split between the workers: built whole, the last
         # one would keep one worker busy while the others idle (with 4 batches of camera
         # photos on 2 cores, a quarter of the epoch).
@@ -331,24 +331,28 @@ class BatchEngine:
             while next_slot < n or pending:
                 while next_slot < n and len(pending) < self.prefetch:
                     if split > 1 and n - next_slot <= self.workers:
-                        parts = [(i, split) for i in range(split)]
-                        pending.append(
-                            [pool.submit(self.build, epoch, next_slot, order, p) for p in parts]
-                        )
+                        pieces = [
+                            pool.submit(self.build, epoch, next_slot, order, (i, split))
+                            for i in range(split)
+                        ]
+                        # joined (and augmented) on a worker, not on the training thread; the
+                        # pieces are queued first, so the join waits only on running ones
+                        pending.append(pool.submit(self._join_built, pieces, epoch))
                     else:
-                        pending.append([pool.submit(self.build, epoch, next_slot, order)])
+                        pending.append(pool.submit(self.build, epoch, next_slot, order))
                     next_slot += 1
                 laps = _Laps(self.stats)
-                built = [f.result() for f in pending.popleft()]
+                batch = pending.popleft().result()
                 laps.lap("wait", 1)  # time the consumer waited for the batch
-                batch = built[0] if len(built) == 1 else self.join(built, epoch)
                 self.record(epoch, batch)
                 yield batch
         finally:
-            for futures in pending:
-                for fut in futures:
-                    fut.cancel()
+            for fut in pending:
+                fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _join_built(self, pieces: list[Future[Batch]], epoch: int) -> Batch:
+        return self.join([piece.result() for piece in pieces], epoch)
 
     def _reads_inline(self) -> bool:
         """Whether this epoch's batches are built in the calling thread, without workers.

@@ -268,7 +268,10 @@ def test_last_batches_are_split_between_workers_and_come_out_the_same(manifest):
         time.sleep(0.005)  # long enough for every worker to take a piece
         return read_number(path)
 
+    augmented_on: set[str] = set()
+
     def augment(x, rng):
+        augmented_on.add(threading.current_thread().name)
         return x + rng.integers(0, 1000, size=x.shape)
 
     def run(workers: int) -> tuple[list, list]:
@@ -285,3 +288,4 @@ def test_last_batches_are_split_between_workers_and_come_out_the_same(manifest):
     last = {threads[r] for r in (20, 21, 22)}
     first = {threads[r] for r in range(5)}
     assert len(last) > 1 and len(first) == 1  # the tail was shared, the head built whole
+    assert threading.main_thread().name not in augmented_on  # joined pieces: on a worker too
