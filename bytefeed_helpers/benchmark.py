@@ -107,8 +107,8 @@ def resample_bound(
     their own rate (``duration`` seconds), then resampled to ``sample_rate`` on this thread
     with soxr's HQ filter, as bytefeed and ``librosa.load`` both do: no loader that resamples
     these files at that quality can go faster than the usable cores times that rate, whatever
-    it does about reading and decoding. Same keys as ``decode_bound``; empty when no clip
-    needs resampling.
+    it does about reading and decoding. Same keys as ``decode_bound``; empty when none of
+    the first ``4 * files`` clips needs resampling.
     """
     import soundfile as sf
     import soxr
@@ -117,7 +117,7 @@ def resample_bound(
     from .resample import resample
 
     clips = []
-    for p in paths:
+    for p in paths[: 4 * files]:  # a sample: a folder of clips at the target rate has no bound
         if len(clips) >= files:
             break
         with contextlib.suppress(Exception):  # a bad file is not part of the bound
