@@ -304,7 +304,8 @@ def _jpeg_orientation(data: bytes | bytearray) -> int:
 
     Pillow reads it from an EXIF block or, failing that, from XMP (``tiff:Orientation``); both
     live in APP1 segments before the image data. Most JPEGs have neither, and walking the few
-    segment headers finds that out without searching the whole file (25 us for 60 KB).
+    segment headers finds that out without searching the whole file (~1.3 us against ~20 us
+    for a 320-640 px photo).
     """
     if not _jpeg_may_turn(data):
         return 1

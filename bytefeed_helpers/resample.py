@@ -1,9 +1,9 @@
 """Resample waveforms with soxr's HQ filter, reusing one resampler per thread and rate pair.
 
-``soxr.resample`` designs the filter anew on every call: for a one-second clip at 44.1 kHz
-that design costs about a fifth of the resampling itself. A stream decodes thousands of clips
-at the same few rates, so each decoding thread keeps a resampler per (rates, channels) and
-clears it between clips; the output is bit-identical to ``soxr.resample``'s (tested).
+``soxr.resample`` builds a resampler on every call. A stream decodes thousands of clips at the
+same few rates, so each decoding thread keeps a resampler per (rates, channels) and clears it
+between clips: for a one-second clip at 44.1 -> 16 kHz, 174 -> 167 us (medians of 15
+interleaved timings), with output bit-identical to ``soxr.resample``'s (tested).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ _LOCAL = threading.local()
 def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     """``samples`` (``float32 [N]`` or ``[N, channels]``) from ``in_rate`` to ``out_rate`` Hz.
 
-    Returns ``float32 [M]`` (or ``[M, channels]``) with ``M = ceil(N * out_rate / in_rate)``,
-    what ``soxr.resample(samples, in_rate, out_rate, quality="HQ")`` returns. Thread-safe.
+    Returns ``float32 [M]`` (or ``[M, channels]``): the samples and shape that
+    ``soxr.resample(samples, in_rate, out_rate, quality="HQ")`` returns. Thread-safe.
     """
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     channels = 1 if samples.ndim == 1 else samples.shape[1]
