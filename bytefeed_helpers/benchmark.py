@@ -154,14 +154,22 @@ def _bound(items: list[tuple], routes: dict[str, Any], what: str) -> dict:
         return {}
     top = max(rates, key=rates.get)
     cores = _cores()
+    all_cores = _rate_on_all_cores(routes[top], items, cores)
+    return _bound_dict(rates, cores, all_cores, len(items), what)
+
+
+def _bound_dict(
+    rates: dict[str, float], cores: int, all_cores: float, files: int, what: str
+) -> dict:
+    top = max(rates, key=rates.get)
     return {
         "cores": cores,
         "rates": rates,
         "best": top,
         "best_rate": rates[top],
         "bound": cores * rates[top],
-        "all_cores": _rate_on_all_cores(routes[top], items, cores),
-        "files": len(items),
+        "all_cores": all_cores,
+        "files": files,
         "what": what,
     }
 
@@ -535,18 +543,9 @@ def _median_bound(bounds: list[dict]) -> dict:
         k: statistics.median(b["rates"][k] for b in bounds if k in b["rates"])
         for k in bounds[0]["rates"]
     }
-    top = max(rates, key=rates.get)
-    cores = bounds[0]["cores"]
-    return {
-        "cores": cores,
-        "rates": rates,
-        "best": top,
-        "best_rate": rates[top],
-        "bound": cores * rates[top],
-        "all_cores": statistics.median(b.get("all_cores", 0.0) for b in bounds),
-        "files": bounds[0]["files"],
-        "what": bounds[0].get("what", "decode"),
-    }
+    all_cores = statistics.median(b["all_cores"] for b in bounds)
+    first = bounds[0]
+    return _bound_dict(rates, first["cores"], all_cores, first["files"], first["what"])
 
 
 # --- profiling the baselines one by one ---------------------------------------------------------

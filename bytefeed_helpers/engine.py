@@ -215,7 +215,7 @@ class BatchEngine:
         """Decode, collate and (when training) augment batch ``slot`` of ``epoch``.
 
         ``part=(i, k)``: only the ``i``-th of ``k`` consecutive pieces of the batch's rows,
-        decoded and collated but not augmented (``join`` puts the pieces together).
+        decoded and collated but not augmented (``_join`` puts the pieces together).
         """
         rows = self.slot_rows(epoch, slot, order).tolist()
         if part is not None:
@@ -258,8 +258,9 @@ class BatchEngine:
             x = self._finish(x, epoch, slot, laps)
         return Batch(x, y, paths, slot, skipped)
 
-    def join(self, pieces: list[Batch], epoch: int) -> Batch:
-        """One batch from the ``part`` pieces of its slot, in order, then augmented."""
+    def _join(self, built: list[Future[Batch]], epoch: int) -> Batch:
+        """One batch from the ``part`` pieces of its slot (being built), in order, augmented."""
+        pieces = [piece.result() for piece in built]
         slot = pieces[0].slot
         y = np.concatenate([p.y for p in pieces])
         paths = [path for p in pieces for path in p.paths]
@@ -337,7 +338,7 @@ class BatchEngine:
                         ]
                         # joined (and augmented) on a worker, not on the training thread; the
                         # pieces are queued first, so the join waits only on running ones
-                        pending.append(pool.submit(self._join_built, pieces, epoch))
+                        pending.append(pool.submit(self._join, pieces, epoch))
                     else:
                         pending.append(pool.submit(self.build, epoch, next_slot, order))
                     next_slot += 1
@@ -350,9 +351,6 @@ class BatchEngine:
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-
-    def _join_built(self, pieces: list[Future[Batch]], epoch: int) -> Batch:
-        return self.join([piece.result() for piece in pieces], epoch)
 
     def _reads_inline(self) -> bool:
         """Whether this epoch's batches are built in the calling thread, without workers.

@@ -207,6 +207,7 @@ class MemorySampler:
         self._proc = psutil.Process()
         self.times: list[float] = []
         self.values: list[int] = []
+        self._kernel_peak: int | None = None  # VmHWM at exit, where the kernel keeps it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bytefeed-rss", daemon=True)
 
@@ -219,7 +220,6 @@ class MemorySampler:
             self._sample()
 
     def __enter__(self) -> MemorySampler:
-        self._kernel_peak: int | None = None
         self._kernel = _reset_peak_rss()
         self.t0 = time.perf_counter()
         self._sample()
@@ -239,7 +239,7 @@ class MemorySampler:
 
     @property
     def peak(self) -> int:
-        return max(max(self.values), getattr(self, "_kernel_peak", None) or 0)
+        return max(max(self.values), self._kernel_peak or 0)
 
     @property
     def end(self) -> int:
