@@ -62,8 +62,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine import BytefeedWarning, _wants_rng
-from .errors import BadFileError, reason_of
+from .engine import Decoder
+from .errors import BadFileError, BytefeedWarning, reason_of
+from .packed import PackedSource
+from .sources import FileSource, Source
 
 CACHE_VERSION = 1
 SAMPLES, STATUS, LENGTHS, META = "samples.npy", "status.npy", "lengths.npy", "meta.json"
@@ -100,9 +102,12 @@ def _value_key(value: Any) -> Any:
 def decoder_identity(fn: Callable) -> dict:
     """What identifies a decoder: its name, the source of its module, and its settings.
 
-    ``functools.partial`` objects are unwrapped (their arguments are settings). Hashing the
-    module's source means a change to the decoding code invalidates caches it filled.
+    ``Decoder`` and ``functools.partial`` objects are unwrapped (their arguments are
+    settings). Hashing the module's source means a change to the decoding code invalidates
+    caches it filled.
     """
+    if isinstance(fn, Decoder):
+        return {"decoder": decoder_identity(fn.fn), "takes_rng": fn.takes_rng}
     if isinstance(fn, functools.partial):
         return {
             "func": decoder_identity(fn.func),
@@ -118,22 +123,20 @@ def decoder_identity(fn: Callable) -> dict:
     return {"name": name, "code": code}
 
 
-def source_fingerprint(source: Any) -> str:
+def source_fingerprint(source: Source) -> str:
     """The identity of a source's contents, for cache keys.
 
     Manifests of loose files hash their paths, labels and each file's size and mtime; packed
     sources their records' SHA-256; other sources their own ``fingerprint()``.
     """
-    manifest = getattr(source, "manifest", None)
-    if type(source).__name__ == "FileSource" and hasattr(manifest, "fingerprint"):
-        return manifest.fingerprint(stat=True)
-    digests = getattr(getattr(source, "index", None), "sha256", None)
-    if digests is not None:
-        return _sha((source.fingerprint() + "".join(digests)).encode())
+    if isinstance(source, FileSource):
+        return source.manifest.fingerprint(stat=True)
+    if isinstance(source, PackedSource):
+        return _sha((source.fingerprint() + "".join(source.index.sha256)).encode())
     return source.fingerprint()
 
 
-def cache_key(source: Any, decode: Callable, kind: str, options: dict) -> str:
+def cache_key(source: Source, decode: Callable, kind: str, options: dict) -> str:
     """A hex key for ``source`` decoded by ``decode``; raises ``Unkeyable`` if none exists."""
     doc = {
         "version": CACHE_VERSION,
@@ -404,6 +407,19 @@ class SampleCache:
                 self._mapped_reads = 0
                 self._map.madvise(mmap.MADV_DONTNEED)
 
+    @property
+    def serves_every_row(self) -> bool:
+        """Every row is stored or has failed: no file needs opening any more."""
+        return self.complete and not self.disabled
+
+    def read_batch(self, rows: list[int]) -> np.ndarray | None:
+        """The samples of ``rows`` stacked into one new array, read in one go; None unless
+        every row is stored (the engine then takes them one by one)."""
+        if self._shape is None or self._dtype is None:
+            return None
+        out = np.empty((len(rows), *self._shape), self._dtype)
+        return out if self.read_rows(rows, out) else None
+
     def _count(self, *, hit: bool) -> None:
         with self._lock:
             if hit:
@@ -550,131 +566,44 @@ def _is_complete(folder: Path, key: str) -> bool:
 
 
 # --- wiring a cache into a stream ------------------------------------------------------------
-class _Row(int):
-    """What ``CachedSource.open`` hands the decoder: the row number itself."""
-
-
-class CachedSource:
-    """A ``Source`` whose ``open(row)`` gives the row number to ``CachedDecode``.
-
-    Everything else (length, labels, paths, fingerprint, other attributes) is the wrapped
-    source's, so resume states and error reports are unchanged by caching.
-    """
-
-    def __init__(self, source: Any):
-        self.source = source
-        self.labels = source.labels
-        self.class_names = source.class_names
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def path(self, row: int) -> str:
-        return self.source.path(row)
-
-    def open(self, row: int) -> _Row:
-        return _Row(row)
-
-    def fingerprint(self) -> str:
-        return self.source.fingerprint()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["source"], name)
-
-
-class CachedDecode:
-    """The stream's decoder behind a ``SampleCache``: stored rows are read, others decoded.
-
-    Takes no ``rng``, so the engine makes no per-row generator for a decoder that needs none
-    (``CachedDecodeRng`` passes one on to decoders that do).
-    """
-
-    def __init__(self, decode: Callable[..., Any], source: Any, cache: SampleCache):
-        self.decode = decode
-        self.source = source
-        self.cache = cache
-        self._wants_rng = _wants_rng(decode)
-
-    def __call__(self, row: _Row) -> Any:
-        return self._get(row, None)
-
-    def _get(self, row: _Row, rng: np.random.Generator | None) -> Any:
-        cached = self.cache.get(row)
-        if cached is not None:
-            return cached
-        try:
-            src = self.source.open(row)
-            sample = self.decode(src, rng=rng) if self._wants_rng else self.decode(src)
-        except Exception as exc:  # remembered, then handled by the engine as usual
-            self.cache.fail(row, reason_of(exc))
-            raise
-        self.cache.put(row, sample)
-        return sample
-
-    @property
-    def complete(self) -> bool:
-        """Every row is stored or has failed: no file needs opening any more."""
-        return self.cache.complete and not self.cache.disabled
-
-    def read_batch(self, rows: list[int]) -> np.ndarray | None:
-        """The samples of ``rows`` stacked into one new array, read from the cache in one go;
-        None unless every row is stored (the engine then takes them one by one)."""
-        cache = self.cache
-        if cache._shape is None:
-            return None
-        out = np.empty((len(rows), *cache._shape), cache._dtype)
-        return out if cache.read_rows(rows, out) else None
-
-
-class CachedDecodeRng(CachedDecode):
-    """``CachedDecode`` for decoders that take the engine's per-row ``rng``."""
-
-    def __call__(self, row: _Row, rng: np.random.Generator | None = None) -> Any:
-        return self._get(row, rng)
-
-
 def attach_cache(
     folder: str | os.PathLike,
-    source: Any,
-    decode: Callable[..., Any],
+    source: Source,
+    decode: Decoder,
     *,
     kind: str,
-    options: dict | None = None,
+    settings: dict | None = None,
     name: str = "stream",
-) -> tuple[Any, Callable[..., Any], SampleCache | None]:
-    """Put a ``SampleCache`` in ``folder`` between ``source`` and ``decode``.
-
-    Returns ``(source, decode, cache)`` to build the engine with; when this stream cannot be
-    cached (random audio crops, unkeyable settings) it warns once and returns the source and
-    decoder unchanged with ``cache=None``.
+) -> SampleCache | None:
+    """The ``SampleCache`` in ``folder`` for ``source`` decoded by ``decode`` with ``settings``
+    (the engine's ``store``); None, with one warning, when this stream cannot be cached
+    (random audio crops, text without ``max_length``, unkeyable settings).
     """
-    options = dict(options or {})
-    if options.get("crop") == "random":
+    settings = dict(settings or {})
+    if settings.get("crop") == "random":
         warnings.warn(
             f"{name}: random crops differ every epoch, so they are not cached; pass "
             "crop='start' or 'center' to cache this audio stream",
             BytefeedWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        return source, decode, None
+        return None
     capacity = None
     if kind == "text":
-        capacity = options.get("max_length")
+        capacity = settings.get("max_length")
         if capacity is None:
             warnings.warn(
                 f"{name}: text streams are cached only with max_length; streaming uncached",
                 BytefeedWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            return source, decode, None
+            return None
     try:
-        key = cache_key(source, decode, kind, options)
+        key = cache_key(source, decode, kind, settings)
     except Unkeyable as exc:
-        warnings.warn(f"{name}: not cached ({exc})", BytefeedWarning, stacklevel=3)
-        return source, decode, None
-    cache = SampleCache(folder, key, len(source), capacity=capacity, name=name)
-    wrapper = CachedDecodeRng if _wants_rng(decode) else CachedDecode
-    return CachedSource(source), wrapper(decode, source, cache), cache
+        warnings.warn(f"{name}: not cached ({exc})", BytefeedWarning, stacklevel=4)
+        return None
+    return SampleCache(folder, key, len(source), capacity=capacity, name=name)
 
 
 def clear_cache(folder: str | os.PathLike) -> int:

@@ -71,13 +71,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .benchmark import bench_command
+    from .bench.compare import bench_command
 
     return bench_command(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .notebook_runner import format_runs, run_notebook
+    from .notebook.runner import format_runs, run_notebook
 
     notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:

@@ -12,7 +12,6 @@ builds a whole batch, so Python's per-file overhead is paid inside the worker, i
 from __future__ import annotations
 
 import collections
-import inspect
 import os
 import threading
 import time
@@ -20,51 +19,88 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import BadFileError, SkippedFile, reason_of, write_error_report
+from . import order, stages
+from .errors import BadFileError, BytefeedWarning, SkippedFile, reason_of, write_error_report
+from .options import StreamOptions
+from .sources import Source
 
-ON_ERROR = ("skip", "raise")
 STATE_VERSION = 1
 
 
-class BytefeedWarning(UserWarning):
-    """Summaries of skipped files, one per epoch."""
+@dataclass(frozen=True)
+class Decoder:
+    """A per-file decode step: ``fn(src) -> sample``, or ``fn(src, rng=...)`` when
+    ``takes_rng`` (the engine then makes a per-row ``np.random.Generator`` from the seed,
+    the epoch and the row; seeding one costs about as much as reading a small file, so only
+    decoders that draw from it say so). ``for_evaluation``: the same decoding without its
+    random choices (a random crop taken from the start), for predicting single files; None
+    when ``fn`` makes none."""
+
+    fn: Callable[..., Any]
+    takes_rng: bool = False
+    for_evaluation: Callable[..., Any] | None = None
+
+    def __call__(self, src: Any, rng: np.random.Generator | None = None) -> Any:
+        return self.fn(src, rng=rng) if self.takes_rng else self.fn(src)
+
+    def evaluation(self) -> Decoder:
+        """This decoder without random choices."""
+        if not self.takes_rng:
+            return self
+        if self.for_evaluation is None:
+            raise ValueError("this decoder draws random choices and has no evaluation form")
+        return Decoder(self.for_evaluation)
 
 
-class Source(Protocol):
-    """Where samples' bytes come from: loose files of a manifest, or packed records."""
+@dataclass(frozen=True)
+class Collate:
+    """A per-batch collate step ``fn(list[sample]) -> batch``. ``same_shape``: every sample
+    has one shape, so a batch can be built in pieces and joined, or read whole from a cache."""
 
-    labels: np.ndarray
-    class_names: list[str]
+    fn: Callable[[list[Any]], np.ndarray]
+    same_shape: bool = False
 
-    def __len__(self) -> int: ...
-    def path(self, row: int) -> str: ...
-    def open(self, row: int) -> str | BinaryIO: ...
-    def fingerprint(self) -> str: ...
+    def __call__(self, samples: list[Any]) -> np.ndarray:
+        return self.fn(samples)
 
 
-class FileSource:
-    """Rows of a ``Manifest``: decoders get each file's path and open it themselves."""
+def _stack(samples: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack(samples)
 
-    def __init__(self, manifest: Any):
-        self.manifest = manifest
-        self.labels = manifest.labels
-        self.class_names = manifest.class_names
 
-    def __len__(self) -> int:
-        return len(self.manifest)
+#: Collate same-shape samples into one C-contiguous batch ``[B, ...]``.
+stack = Collate(_stack, same_shape=True)
 
-    def path(self, row: int) -> str:
-        return self.manifest.paths[row]
 
-    def open(self, row: int) -> str:
-        return self.manifest.paths[row]
+@runtime_checkable
+class FeatureAugment(Protocol):
+    """An augmenter that also acts after ``postprocess`` (SpecAugment masks on log-mels)."""
 
-    def fingerprint(self) -> str:
-        return self.manifest.fingerprint()
+    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+    def features(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+class RowStore(Protocol):
+    """Decoded samples kept by row (a ``SampleCache``), asked before a file is decoded."""
+
+    @property
+    def serves_every_row(self) -> bool:
+        """Every row is stored or has failed: no file needs opening any more."""
+        ...
+
+    def get(self, row: int) -> Any | None:
+        """The stored sample, None if not stored; raises ``BadFileError`` for a failed row."""
+        ...
+
+    def put(self, row: int, sample: Any) -> None: ...
+    def fail(self, row: int, reason: str) -> None: ...
+    def read_batch(self, rows: list[int]) -> np.ndarray | None:
+        """The rows' samples stacked in one array, or None unless every row is stored."""
+        ...
 
 
 @dataclass
@@ -82,134 +118,100 @@ class Batch:
         return self.x is None
 
 
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng([k & 0xFFFFFFFF for k in key])
-
-
-def _wants_rng(fn: Callable) -> bool:
-    try:
-        return "rng" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class BatchEngine:
     """Builds the batches of each epoch from a ``Source``.
 
     Args:
         source: rows to read (``FileSource(manifest)`` or a packed source).
-        decode: ``(src, rng=...) -> sample`` for one file; raises on bad input. It receives
-            ``rng`` (a per-row ``np.random.Generator``) only if it has such a parameter.
-            A decoder with a ``read_batch(rows) -> array | None`` method (a cache's) is
-            asked for each whole batch first, when ``collate`` is ``stack``.
-        collate: ``list[sample] -> np.ndarray`` batch.
+        decode: a ``Decoder`` (or a plain ``src -> sample`` callable) for one file; raises on
+            bad input.
+        collate: a ``Collate`` (or a plain ``list[sample] -> np.ndarray`` callable).
+        options: the ``StreamOptions`` (already validated):
+            ``batch_size`` rows per batch (the last batch may be short unless
+            ``drop_remainder``); ``shuffle`` reshuffles every epoch from ``(seed, epoch)``,
+            False keeps manifest order; ``seed`` seeds the shuffles and every random choice
+            (crops, augmentation), None draws one (see ``state()['seed']``); ``on_error``
+            ``"skip"`` records bad files and carries on, ``"raise"`` raises ``BadFileError``
+            naming the file and the reason; ``workers`` decoding threads (default: the
+            machine's cores); ``prefetch`` batches in flight (default ``2 * workers``; memory
+            is ``O(prefetch * batch)``, never ``O(dataset)``); ``shard=(index, count)``: this
+            worker takes every ``count``-th batch of each epoch's global order, starting at
+            ``index`` (the shards are disjoint, their union is the epoch, their sizes differ
+            by at most one batch); ``augment``, an optional ``(batch, rng) -> batch`` run in
+            the worker when training (if it also has a ``features(batch, rng)`` method, that
+            runs after ``postprocess``); ``training`` whether augmentation runs (default:
+            ``shuffle``); ``resume`` a ``state()`` dict to continue exactly where it stopped.
         postprocess: optional ``batch -> batch`` step after augmentation (e.g. log-mel).
-        batch_size: rows per batch; the last batch may be short unless ``drop_remainder``.
-        shuffle: reshuffle every epoch from ``(seed, epoch)``; False keeps manifest order.
-        seed: the seed of the shuffles and of every random choice (crops, augmentation);
-            None draws one (see ``state()['seed']``).
-        on_error: ``"skip"`` records bad files and carries on; ``"raise"`` raises
-            ``BadFileError`` naming the file and the reason.
-        workers: decoding threads (default: the machine's cores).
-        prefetch: batches in flight (default ``2 * workers``); memory is
-            ``O(prefetch * batch)``, never ``O(dataset)``.
-        shard: ``(index, count)``: this worker takes every ``count``-th batch of each
-            epoch's global order, starting at ``index``; the shards are disjoint, their union
-            is the epoch, and their sizes differ by at most one batch.
-        augment: optional ``(batch, rng) -> batch``, run in the worker when ``training``;
-            if it also has a ``features(batch, rng)`` method, that runs after ``postprocess``.
-        training: whether augmentation runs (default: ``shuffle``).
-        resume: a ``state()`` dict; the engine continues exactly where that one stopped.
+        store: optional ``RowStore`` (a sample cache) asked for each row before decoding,
+            and for whole batches when ``collate.same_shape``.
+        name: the stream's name in warnings and thread names.
     """
 
     def __init__(
         self,
         source: Source,
-        decode: Callable[..., Any],
-        collate: Callable[[list[Any]], np.ndarray],
+        decode: Decoder | Callable[[Any], Any],
+        collate: Collate | Callable[[list[Any]], np.ndarray],
+        options: StreamOptions | None = None,
         *,
         postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        seed: int | None = None,
-        drop_remainder: bool = False,
-        on_error: str = "skip",
-        workers: int | None = None,
-        prefetch: int | None = None,
-        shard: tuple[int, int] = (0, 1),
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-        training: bool | None = None,
-        resume: dict | None = None,
+        store: RowStore | None = None,
         name: str = "stream",
     ):
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-        index, count = (int(v) for v in shard)
-        if count < 1 or not 0 <= index < count:
-            raise ValueError(f"shard must be (index, count) with 0 <= index < count, not {shard}")
-        if count > 1 and shuffle and seed is None and resume is None:
-            raise ValueError("sharded shuffled streams need a seed shared by every shard")
+        options = StreamOptions() if options is None else options
+        self.options = options
         self.source = source
-        self.decode = decode
-        self.collate = collate
+        self.decoder = decode if isinstance(decode, Decoder) else Decoder(decode)
+        self.collate = collate if isinstance(collate, Collate) else Collate(collate)
         self.postprocess = postprocess
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.store = store
+        self.batch_size = options.batch_size
+        self.shuffle = bool(options.shuffle)
+        seed = options.seed
         self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
-        self.drop_remainder = bool(drop_remainder)
-        self.on_error = on_error
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
-        self.prefetch = max(1, int(prefetch or 2 * self.workers))
-        self.shard = (index, count)
-        self.augment = augment
-        self.training = self.shuffle if training is None else bool(training)
+        self.drop_remainder = bool(options.drop_remainder)
+        self.on_error = options.on_error
+        self.workers = max(1, int(options.workers or os.cpu_count() or 1))
+        self.prefetch = max(1, int(options.prefetch or 2 * self.workers))
+        self.shard = options.shard
+        self.augment = options.augment
+        self.training = options.is_training
         self.augment_enabled = True
         self.name = name
         self.errors: list[SkippedFile] = []
         self.epoch = 0
         self.position = 0  # next batch slot of this epoch (counts slots, not yielded batches)
-        self._decode_wants_rng = _wants_rng(decode)
         self._lock = threading.Lock()
         self._epoch_skips: collections.Counter[int] = collections.Counter()
         self._summarised: set[int] = set()
         self._recorded: set[tuple[int, str]] = set()
-        # profiling hook: an object with ``add(stage, seconds, count)`` (profiling.StageStats)
-        self.stats: Any = None
-        if resume is not None:
-            self._restore(resume)
+        # the stage hook: a ``stages.StageSink`` (profiling sets one) that the worker threads
+        # and the decoders report their steps to while building batches
+        self.stats: stages.StageSink | None = None
+        if options.resume is not None:
+            self._restore(options.resume)
 
-    # --- order ----------------------------------------------------------------------------
-    def _global_slots(self) -> int:
-        n = len(self.source)
-        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
-
+    # --- order (see ``order``) ---------------------------------------------------------
     def __len__(self) -> int:
         """Batches per epoch for this shard."""
-        index, count = self.shard
-        total = self._global_slots()
-        return max(0, -(-(total - index) // count))
+        total = order.global_slots(len(self.source), self.batch_size, self.drop_remainder)
+        return order.shard_slots(total, self.shard)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """Row indices of ``epoch`` in the global order (all shards), ``int64 [N]``."""
-        n = len(self.source)
-        if not self.shuffle:
-            return np.arange(n)
-        return _rng(self.seed, epoch).permutation(n)
+        return order.epoch_order(len(self.source), self.seed, epoch, self.shuffle)
 
-    def slot_rows(self, epoch: int, slot: int, order: np.ndarray | None = None) -> np.ndarray:
-        """Rows of this shard's batch number ``slot`` in ``epoch``."""
-        order = self.epoch_order(epoch) if order is None else order
-        g = slot * self.shard[1] + self.shard[0]  # global batch number
-        return order[g * self.batch_size : (g + 1) * self.batch_size]
+    def slot_rows(self, epoch: int, slot: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows of this shard's batch number ``slot`` in ``epoch`` (``rows``: its order)."""
+        rows = self.epoch_order(epoch) if rows is None else rows
+        return order.slot_rows(rows, slot, self.batch_size, self.shard)
 
     # --- building one batch (runs in a worker thread) -------------------------------------
     def build(
         self,
         epoch: int,
         slot: int,
-        order: np.ndarray | None = None,
+        perm: np.ndarray | None = None,
         part: tuple[int, int] | None = None,
     ) -> Batch:
         """Decode, collate and (when training) augment batch ``slot`` of ``epoch``.
@@ -217,14 +219,19 @@ class BatchEngine:
         ``part=(i, k)``: only the ``i``-th of ``k`` consecutive pieces of the batch's rows,
         decoded and collated but not augmented (``_join`` puts the pieces together).
         """
-        rows = self.slot_rows(epoch, slot, order).tolist()
+        with stages.reporting_to(self.stats):  # the decoders report their own steps
+            return self._build(epoch, slot, perm, part)
+
+    def _build(
+        self, epoch: int, slot: int, perm: np.ndarray | None, part: tuple[int, int] | None
+    ) -> Batch:
+        rows = self.slot_rows(epoch, slot, perm).tolist()
         if part is not None:
             i, k = part
             rows = rows[len(rows) * i // k : len(rows) * (i + 1) // k]
         laps = _Laps(self.stats)
-        read_batch = getattr(self.decode, "read_batch", None)
-        if read_batch is not None and self.collate is stack:
-            x = read_batch(rows)  # a cache's stored rows, stacked as they are read
+        if self.store is not None and self.collate.same_shape:
+            x = self.store.read_batch(rows)  # a cache's stored rows, stacked as they are read
             if x is not None:
                 laps.lap("decode", len(rows))  # as when cached rows come one by one
                 y = np.asarray([self.source.labels[r] for r in rows], dtype=np.int32)
@@ -236,10 +243,7 @@ class BatchEngine:
         for row in rows:
             path = self.source.path(row)
             try:
-                if self._decode_wants_rng:
-                    sample = self.decode(self.source.open(row), rng=_rng(self.seed, epoch, row))
-                else:
-                    sample = self.decode(self.source.open(row))
+                sample = self._decode_row(row, epoch)
             except Exception as exc:  # a bad file is a record, or an error naming it
                 if self.on_error == "raise":
                     raise BadFileError(reason_of(exc), path) from exc
@@ -257,6 +261,24 @@ class BatchEngine:
         if part is None:
             x = self._finish(x, epoch, slot, laps)
         return Batch(x, y, paths, slot, skipped)
+
+    def _decode_row(self, row: int, epoch: int) -> Any:
+        """Row ``row``'s sample: from the store when it holds it, else decoded (and stored)."""
+        store = self.store
+        if store is not None:
+            stored = store.get(row)  # raises for a row that failed when it was stored
+            if stored is not None:
+                return stored
+        rng = order.rng(self.seed, epoch, row) if self.decoder.takes_rng else None
+        try:
+            sample = self.decoder(self.source.open(row), rng)
+        except Exception as exc:
+            if store is not None:  # remembered: later epochs skip it without reading it
+                store.fail(row, reason_of(exc))
+            raise
+        if store is not None:
+            store.put(row, sample)
+        return sample
 
     def _join(self, built: list[Future[Batch]], epoch: int) -> Batch:
         """One batch from the ``part`` pieces of its slot (being built), in order, augmented."""
@@ -279,13 +301,13 @@ class BatchEngine:
         laps = laps or _Laps(None)
         augment = self.augment if (self.training and self.augment_enabled) else None
         if augment is not None:  # seeding a generator costs ~30 us: only when one is used
-            rng = _rng(self.seed, epoch, slot * self.shard[1] + self.shard[0], 0xA06)
+            rng = order.rng(self.seed, epoch, order.global_batch(slot, self.shard), 0xA06)
             x = augment(x, rng)
             laps.lap("augment", len(x))
         if self.postprocess is not None:
             x = self.postprocess(x)
             laps.lap("postprocess", len(x))
-        if augment is not None and hasattr(augment, "features"):
+        if isinstance(augment, FeatureAugment):
             x = augment.features(x, rng)
             laps.lap("features", len(x))
         return x
@@ -315,10 +337,10 @@ class BatchEngine:
         """
         epoch = self.epoch if epoch is None else epoch
         next_slot, n = (self.position if start is None else start), len(self)
-        order = self.epoch_order(epoch)
+        perm = self.epoch_order(epoch)
         if self._reads_inline():
             for slot in range(next_slot, n):
-                batch = self.build(epoch, slot, order)
+                batch = self.build(epoch, slot, perm)
                 self.record(epoch, batch)
                 yield batch
             return
@@ -327,20 +349,20 @@ class BatchEngine:
         # The last batches of an epoch are split between the workers: built whole, the last
         # one would keep one worker busy while the others idle (with 4 batches of camera
         # photos on 2 cores, a quarter of the epoch).
-        split = self.workers if self.workers > 1 and self.collate is stack else 1
+        split = self.workers if self.workers > 1 and self.collate.same_shape else 1
         try:
             while next_slot < n or pending:
                 while next_slot < n and len(pending) < self.prefetch:
                     if split > 1 and n - next_slot <= self.workers:
                         pieces = [
-                            pool.submit(self.build, epoch, next_slot, order, (i, split))
+                            pool.submit(self.build, epoch, next_slot, perm, (i, split))
                             for i in range(split)
                         ]
                         # joined (and augmented) on a worker, not on the training thread; the
                         # pieces are queued first, so the join waits only on running ones
                         pending.append(pool.submit(self._join, pieces, epoch))
                     else:
-                        pending.append(pool.submit(self.build, epoch, next_slot, order))
+                        pending.append(pool.submit(self.build, epoch, next_slot, perm))
                     next_slot += 1
                 laps = _Laps(self.stats)
                 batch = pending.popleft().result()
@@ -355,13 +377,13 @@ class BatchEngine:
     def _reads_inline(self) -> bool:
         """Whether this epoch's batches are built in the calling thread, without workers.
 
-        So they are when every batch comes whole from a complete cache (``decode.complete``)
+        So they are when every batch comes whole from a complete cache (``store``)
         and nothing costly runs on it (no augmentation, no postprocess): such a batch is one
         read per row, and handing it to a thread and back costs more than reading it (32 rows
         of 3 KB: ~55 us to read, ~150 us through the pool; about 2x the samples/s inline,
         and no slower for 150 KB rows).
         """
-        if self.collate is not stack or not getattr(self.decode, "complete", False):
+        if self.store is None or not self.collate.same_shape or not self.store.serves_every_row:
             return False
         augmenting = self.training and self.augment_enabled and self.augment is not None
         return not augmenting and self.postprocess is None
@@ -466,7 +488,3 @@ class _Laps:
             self.stats.add(stage, now - self.t, count)
             self.t = now
 
-
-def stack(samples: Sequence[np.ndarray]) -> np.ndarray:
-    """Collate same-shape samples into one C-contiguous batch ``[B, ...]``."""
-    return np.stack(samples)

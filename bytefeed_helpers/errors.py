@@ -68,3 +68,7 @@ def write_error_report(errors: Iterable[SkippedFile], path: str | os.PathLike) -
         writer.writerow(["path", "reason", "epoch"])
         writer.writerows((e.path, e.reason, e.epoch) for e in rows)
     return len(rows)
+
+
+class BytefeedWarning(UserWarning):
+    """Summaries of skipped files, one per epoch."""

@@ -463,18 +463,18 @@ def _checker(kind: str) -> Callable[[str], str | None]:
     """A function ``path -> None`` (fine) or a reason string, for ``kind``."""
     _check_kind(kind)
     if kind == "image":
-        from .decode_image import decode_image
+        from .decoders.image import decode_image
 
         def decode(p: str) -> object:
             # a tiny target lets JPEGs decode at 1/8 scale: every byte is still parsed
             return decode_image(p, (16, 16))
     elif kind == "audio":
-        from .decode_audio import decode_audio
+        from .decoders.audio import decode_audio
 
         def decode(p: str) -> object:
             return decode_audio(p, sample_rate=None, duration=None)
     else:
-        from .decode_text import decode_text
+        from .decoders.text import decode_text
 
         decode = decode_text
 

@@ -57,7 +57,7 @@ def _join(root: str, name: str) -> str:
     return posixpath.join(root, name) if _is_remote(root) else os.path.join(root, name)
 
 
-def _open(path: str, mode: str = "rb") -> Any:
+def open_path(path: str, mode: str = "rb") -> Any:
     """A file object: the built-in ``open`` for local paths, ``tf.io.gfile.GFile`` for URLs."""
     if _is_remote(path):
         import tensorflow as tf
@@ -204,7 +204,7 @@ def read_index(path: str | os.PathLike) -> PackIndex:
     root, index_file = _locate(path)
     if not _exists(index_file):
         raise FileNotFoundError(f"no packed index at {index_file} (make one with pack())")
-    with _open(index_file, "rb") as fh:
+    with open_path(index_file, "rb") as fh:
         raw = fh.read()
     try:
         return PackIndex.from_json(root, json.loads(raw))
@@ -215,7 +215,7 @@ def read_index(path: str | os.PathLike) -> PackIndex:
 # --- packing -----------------------------------------------------------------------------------
 def _read_file(path: str) -> tuple[bytes | None, str]:
     try:
-        with _open(path, "rb") as fh:
+        with open_path(path, "rb") as fh:
             return fh.read(), ""
     except Exception as exc:  # recorded in the index; the stream reports it like a loose file
         return None, reason_of(exc)
@@ -349,7 +349,7 @@ def pack(
         root, writer.names, writer.sizes, shard, offset, length, sha256, error,
         list(m.paths), m.labels.copy(), list(m.class_names), dict(m.columns), m.kind,
     )  # fmt: skip
-    with _open(index.path, "wb") as fh:
+    with open_path(index.path, "wb") as fh:
         fh.write(json.dumps(index.to_json(), separators=(",", ":")).encode("utf-8"))
     return index
 
@@ -593,59 +593,3 @@ def verify_pack(packed: PackIndex | str | os.PathLike, *, progress: bool = True)
     finally:
         source.close()
     return report
-
-
-# --- measuring ---------------------------------------------------------------------------------
-def _reader(source: Any) -> Any:
-    """``row -> bytes`` for a packed source or loose files (a manifest or a FileSource)."""
-    if isinstance(source, PackedSource):
-        return source.read
-
-    def read_loose(row: int) -> bytes:
-        with _open(source.path(row), "rb") as fh:
-            return fh.read()
-
-    return read_loose
-
-
-def read_speed(source: Any, *, workers: int = 1, repeats: int = 3) -> dict[str, float]:
-    """How fast the raw bytes of every row come off ``source`` (no decoding): best of repeats.
-
-    ``source`` is a ``PackedSource`` (or packed directory) or loose files (a ``Manifest``,
-    manifest file or ``FileSource``). Rows that fail to read are counted in ``failed``.
-    Returns ``files``, ``failed``, ``mib``, ``seconds``, ``files_per_s`` and ``mib_per_s``.
-    Both are timed as they are now: a second run reads loose files from the page cache.
-    """
-    from .stream import as_source
-
-    source = as_source(source)
-    read = _reader(source)
-
-    def sizes_of(rows: range) -> list[int]:
-        out = []
-        for row in rows:
-            try:
-                out.append(len(read(row)))
-            except Exception:  # counted, not raised: a timing is not the place to stop
-                out.append(-1)
-        return out
-
-    n, workers = len(source), max(1, workers)
-    # one task per worker, each looping over every workers-th row: no per-file pool overhead
-    parts = [range(i, n, workers) for i in range(workers)]
-    best, sizes = float("inf"), []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        with ThreadPoolExecutor(workers) as pool:
-            sizes = [s for part in pool.map(sizes_of, parts) for s in part]
-        best = min(best, time.perf_counter() - start)
-    mib = sum(s for s in sizes if s > 0) / 2**20
-    ok = sum(s >= 0 for s in sizes)
-    return {
-        "files": ok,
-        "failed": len(sizes) - ok,
-        "mib": mib,
-        "seconds": best,
-        "files_per_s": ok / best,
-        "mib_per_s": mib / best,
-    }

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from .engine import Batch, BatchEngine
+from .cache import SampleCache, attach_cache
+from .engine import Batch, BatchEngine, Collate, Decoder
 from .errors import BadFileError, SkippedFile
+from .options import Kind, StreamOptions
+from .sources import as_source
 
 
 class Stream(keras.utils.PyDataset):
@@ -41,7 +44,9 @@ class Stream(keras.utils.PyDataset):
         self.engine = engine
         self.with_paths = bool(with_paths)
         self.kind = kind
-        self.options: dict = {}
+        self.options: dict = {}  # the front-end's decoding settings (image size, rate, ...)
+        self.cache: SampleCache | None = None
+        self.tokenizer: Any = None  # text streams: what maps a document to token ids
         self._live: Iterator[Batch] | None = None  # prefetching sequence for Keras' requests
         self._live_next = -1  # global batch position it yields next
         self._peeked: dict[int, Batch] = {}  # batches asked for outside a Keras epoch
@@ -224,82 +229,39 @@ class Stream(keras.utils.PyDataset):
         self.close()
 
 
-#: Keyword arguments every front-end takes and hands to ``make_stream`` unchanged.
-STREAM_OPTIONS = (
-    "batch_size",
-    "shuffle",
-    "seed",
-    "on_error",
-    "drop_remainder",
-    "with_paths",
-    "augment",
-    "training",
-    "workers",
-    "prefetch",
-    "shard",
-    "resume",
-    "cache",
-)
-
-
-def stream_options(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The ``STREAM_OPTIONS`` among a front-end's ``arguments`` (its ``locals()``)."""
-    return {k: arguments[k] for k in STREAM_OPTIONS if k in arguments}
-
-
 def make_stream(
     manifest: Any,
-    decode: Any,
-    collate: Any,
+    decode: Decoder,
+    collate: Collate,
+    options: StreamOptions,
     *,
-    kind: str,
-    with_paths: bool = False,
-    options: dict | None = None,
-    cache: str | os.PathLike | None = None,
-    **engine_options: Any,
+    kind: Kind,
+    settings: dict[str, Any] | None = None,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Stream:
     """Build a ``Stream`` over ``manifest`` (a ``Manifest``, a manifest file or a source).
 
     The front-ends (``image_batches``, ``audio_batches``, ``text_batches``) call this with
-    their decoder and collate step; ``engine_options`` go to ``BatchEngine``. ``options``
-    records the front-end's decoding settings as ``stream.options`` (for caches, the
-    TensorFlow pipeline and predicting single files the same way). ``cache`` (a folder)
-    keeps decoded samples on disk after the first epoch (``bytefeed_helpers.cache``);
-    ``stream.cache`` is the ``SampleCache``, or None.
+    their decoder, collate step and ``StreamOptions``. ``settings`` records the front-end's
+    decoding settings as ``stream.options`` (for caches, the TensorFlow pipeline and
+    predicting single files the same way). ``options.cache`` (a folder) keeps decoded samples
+    on disk after the first epoch (``bytefeed_helpers.cache``); ``stream.cache`` is the
+    ``SampleCache``, or None.
     """
     source = as_source(manifest, kind)
+    name = f"{kind}_batches"
     sample_cache = None
-    if cache is not None:
-        from .cache import attach_cache
-
-        source, decode, sample_cache = attach_cache(
-            cache, source, decode, kind=kind, options=options, name=f"{kind}_batches"
+    if options.cache is not None:
+        sample_cache = attach_cache(
+            options.cache, source, decode, kind=kind, settings=settings, name=name
         )
-    engine = BatchEngine(source, decode, collate, name=f"{kind}_batches", **engine_options)
-    stream = Stream(engine, with_paths=with_paths, kind=kind)
-    stream.options = dict(options or {})
+    engine = BatchEngine(
+        source, decode, collate, options, postprocess=postprocess, store=sample_cache, name=name
+    )
+    stream = Stream(engine, with_paths=options.with_paths, kind=kind)
+    stream.options = dict(settings or {})
     stream.cache = sample_cache
     return stream
-
-
-def as_source(manifest: Any, kind: str | None = None) -> Any:
-    """A ``Source`` from a ``Manifest``, a path to a manifest file, or a source as it is."""
-    from .engine import FileSource
-    from .manifest import Manifest, read_manifest
-
-    if isinstance(manifest, (str, os.PathLike)):
-        from .packed import is_packed, read_packed  # a packed directory reads like a manifest
-
-        if is_packed(manifest):
-            return read_packed(manifest)
-        manifest = read_manifest(manifest, kind=kind)
-    if isinstance(manifest, Manifest):
-        if len(manifest) == 0:
-            raise ValueError("the manifest is empty: no files to stream")
-        return FileSource(manifest)
-    if hasattr(manifest, "open") and hasattr(manifest, "labels"):
-        return manifest
-    raise TypeError(f"expected a Manifest, a manifest path or a source, not {type(manifest)}")
 
 
 def _sequence(engine: BatchEngine, g: int) -> Iterator[Batch]:

@@ -119,7 +119,7 @@ def _supported_rows(stream: Any, rows: np.ndarray, unsupported: str) -> np.ndarr
     check = {"image": _image_problem, "audio": _audio_problem}.get(stream.kind)
     if check is None:
         return rows
-    source = _base_source(stream.engine.source)
+    source = stream.engine.source
     with ThreadPoolExecutor(min(32, 2 * (os.cpu_count() or 1))) as pool:
         problems = list(pool.map(lambda r: check(source, int(r)), rows.tolist()))
     bad = [(source.path(int(r)), p) for r, p in zip(rows, problems, strict=True) if p]
@@ -135,14 +135,6 @@ def _supported_rows(stream: Any, rows: np.ndarray, unsupported: str) -> np.ndarr
         raise ValueError(f"{message}; convert them, or pass unsupported='skip'")
     warnings.warn(f"{message}; left out of the tf.data pipeline", UserWarning, stacklevel=3)
     return rows[[not p for p in problems]]
-
-
-def _base_source(source: Any) -> Any:
-    """The files under any wrapper (a sample cache's ``CachedSource`` keeps them as ``.source``):
-    the graph reads the files themselves."""
-    while "source" in getattr(source, "__dict__", {}):
-        source = source.__dict__["source"]
-    return source
 
 
 def _image_problem(source: Any, row: int) -> str | None:
@@ -171,7 +163,7 @@ def _records(
     """``(path or bytes, label, row)`` elements of ``rows``, and how to get the bytes."""
     from .packed import PackedSource
 
-    source = _base_source(engine.source)
+    source = engine.source
     if isinstance(source, PackedSource):
         seed, skip = (engine.seed, epoch), on_error == "skip"
         ds = _packed_records(source, rows, seed=seed, shuffle=engine.shuffle, skip=skip)

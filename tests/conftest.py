@@ -45,7 +45,7 @@ def kernel_name() -> str:
 @pytest.fixture
 def run_nb(tmp_path, kernel_name):
     """Execute ``notebooks/<name>.ipynb`` into ``tmp_path`` and return its recorded results."""
-    from bytefeed_helpers.notebook_runner import run_notebook
+    from bytefeed_helpers.notebook.runner import run_notebook
 
     def run(name: str, **parameters):
         result = run_notebook(

@@ -1,0 +1,699 @@
+"""Compare bytefeed with the pipelines users would otherwise pick, on the same files.
+
+- ``compare(manifest, kind)`` runs bytefeed and the ``baselines`` (the article's generator,
+  preloading, ``keras.utils.*_dataset_from_directory``, a hand-tuned ``tf.data``) one after
+  another in alternating rounds, and reports each one's median throughput, peak memory and
+  their ratios to bytefeed, next to the machine's decode bound for images.
+- ``memory_vs_size`` measures peak memory against the number of files read;
+  ``profile_pipelines`` profiles one epoch of each pipeline (memory timelines).
+- ``python -m bytefeed_helpers bench manifest.csv --kind image`` prints ``compare``'s table
+  (``bench_command``); ``--json`` for machines.
+
+Timings are wall-clock and depend on the machine and its load: tests never assert them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .profiling import MB, StreamProfile, trim_heap, fixed_mmap_threshold, profile_stream
+
+
+# --- the decode bound ---------------------------------------------------------------------------
+def _cores() -> int:
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def decode_paths(size: int) -> dict[str, Any]:
+    """Single-file decode+resize functions on JPEG bytes, one per libjpeg-turbo route."""
+    import io
+
+    import simplejpeg
+    from PIL import Image
+
+    from ..decoders.image import decode_image
+
+    def turbo(data: bytes) -> np.ndarray:
+        a = simplejpeg.decode_jpeg(data, min_height=size, min_width=size)
+        img = Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img)
+
+    def turbo_fast(data: bytes) -> np.ndarray:
+        a = simplejpeg.decode_jpeg(
+            data, min_height=size, min_width=size, fastdct=True, fastupsample=True
+        )
+        img = Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img)
+
+    def pillow_draft(data: bytes) -> np.ndarray:
+        img = Image.open(io.BytesIO(data))
+        img.draft("RGB", (size, size))
+        img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img)
+
+    return {
+        "decode_image": lambda d: decode_image(d, (size, size)),
+        "simplejpeg+resize": turbo,
+        "simplejpeg-fast+resize": turbo_fast,
+        "pillow-draft+resize": pillow_draft,
+    }
+
+
+def decode_bound(paths: Sequence[str], size: int = 224, *, files: int = 200) -> dict:
+    """The machine's decode bound for these JPEGs: cores x best single-core rate.
+
+    Up to ``files`` JPEG files are read into memory, then each route of ``decode_paths``
+    decodes and resizes all of them on this thread; the fastest route's files/s times the
+    usable cores is the most any loader of these files can reach by decoding them.
+    Returns ``{"cores", "rates": {route: files/s}, "best", "best_rate", "bound",
+    "all_cores", "files", "what"}`` (``all_cores``: the best route run on every core at once,
+    which is less where cores share a physical core), or an empty dict when no file is a
+    readable JPEG.
+    """
+    data = []
+    for p in paths:
+        if len(data) >= files:
+            break
+        with contextlib.suppress(OSError), open(p, "rb") as fh:
+            head = fh.read()
+            if head[:3] == b"\xff\xd8\xff":
+                data.append((head,))
+    return _bound(data, decode_paths(size), "decode")
+
+
+def resample_bound(
+    paths: Sequence[str], sample_rate: int = 16000, duration: float = 1.0, *, files: int = 200
+) -> dict:
+    """The machine's resampling bound for these clips: cores x single-core soxr HQ rate.
+
+    Up to ``files`` clips whose rate differs from ``sample_rate`` are decoded into memory at
+    their own rate (``duration`` seconds), then resampled to ``sample_rate`` on this thread
+    with soxr's HQ filter, as bytefeed and ``librosa.load`` both do: no loader that resamples
+    these files at that quality can go faster than the usable cores times that rate, whatever
+    it does about reading and decoding. Same keys as ``decode_bound``; empty when none of
+    the first ``4 * files`` clips needs resampling.
+    """
+    import soundfile as sf
+    import soxr
+
+    from ..decoders.audio import decode_audio
+    from ..decoders._resample import resample
+
+    clips = []
+    for p in paths[: 4 * files]:  # a sample: a folder of clips at the target rate has no bound
+        if len(clips) >= files:
+            break
+        with contextlib.suppress(Exception):  # a bad file is not part of the bound
+            rate = int(sf.info(p).samplerate)
+            if rate != sample_rate:
+                clips.append((decode_audio(p, None, duration), rate))
+    routes = {
+        "soxr.resample": lambda c, r: soxr.resample(c, r, sample_rate, quality="HQ"),
+        "resample (kept)": lambda c, r: resample(c, r, sample_rate),
+    }
+    return _bound(clips, routes, "resample")
+
+
+def _bound(items: list[tuple], routes: dict[str, Any], what: str) -> dict:
+    """Time each route on ``items`` (``route(*item)``) on this thread, best of two passes,
+    then the fastest route on every core at once; the dict ``decode_bound`` describes."""
+    rates: dict[str, float] = {}
+    for route, fn in routes.items():
+        try:
+            fn(*items[0]) if items else None
+        except Exception:
+            continue  # a route that cannot read these files is not a bound
+        best = float("inf")
+        for _ in range(2):
+            t = time.perf_counter()
+            ok = 0
+            for item in items:
+                with contextlib.suppress(Exception):
+                    fn(*item)
+                    ok += 1
+            best = min(best, (time.perf_counter() - t) / max(1, ok))
+        rates[route] = 1.0 / best
+    if not rates or not items:
+        return {}
+    top = max(rates, key=rates.get)
+    cores = _cores()
+    all_cores = _rate_on_all_cores(routes[top], items, cores)
+    return _bound_dict(rates, cores, all_cores, len(items), what)
+
+
+def _bound_dict(
+    rates: dict[str, float], cores: int, all_cores: float, files: int, what: str
+) -> dict:
+    top = max(rates, key=rates.get)
+    return {
+        "cores": cores,
+        "rates": rates,
+        "best": top,
+        "best_rate": rates[top],
+        "bound": cores * rates[top],
+        "all_cores": all_cores,
+        "files": files,
+        "what": what,
+    }
+
+
+def _rate_on_all_cores(fn: Any, items: list[tuple], cores: int) -> float:
+    """Items/s of ``fn`` over ``items`` split between ``cores`` threads running at once."""
+    import threading
+
+    def run(share: list[tuple]) -> None:
+        for item in share:
+            with contextlib.suppress(Exception):
+                fn(*item)
+
+    threads = [threading.Thread(target=run, args=(items[i::cores],)) for i in range(cores)]
+    t = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(items) / (time.perf_counter() - t)
+
+
+# --- compare -------------------------------------------------------------------------------------
+@dataclass
+class PipelineResult:
+    """One pipeline's runs in a comparison (one per round)."""
+
+    name: str
+    note: str = ""
+    group: str = "bytefeed"
+    runs: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def _median(self, key: str) -> float:
+        values = [r[key] for r in self.runs]
+        return float(statistics.median(values)) if values else float("nan")
+
+    @property
+    def samples_per_s(self) -> float:
+        return self._median("samples_per_s")
+
+    @property
+    def mb_per_s(self) -> float:
+        return self._median("mb_per_s")
+
+    @property
+    def peak_mb(self) -> float:
+        """The largest peak RSS growth over the rounds, in MB."""
+        return max((r["peak_mb"] for r in self.runs), default=float("nan"))
+
+    @property
+    def samples(self) -> int:
+        return self.runs[-1]["samples"] if self.runs else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "note": self.note,
+            "group": self.group,
+            "samples": self.samples,
+            "samples_per_s": self.samples_per_s,
+            "mb_per_s": self.mb_per_s,
+            "peak_mb": self.peak_mb,
+            "runs": self.runs,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Comparison:
+    """What ``compare`` measured: a row per pipeline, the decode bound and the machine."""
+
+    kind: str
+    files: int
+    settings: dict
+    results: list[PipelineResult]
+    bound: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> PipelineResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def speedup(self, name: str) -> float:
+        """How many times ``name``'s group's bytefeed throughput is of ``name``'s."""
+        row = self[name]
+        try:
+            ref = self[row.group]
+        except KeyError:
+            return float("nan")
+        return ref.samples_per_s / row.samples_per_s if row.samples_per_s else float("nan")
+
+    def memory_ratio(self, name: str) -> float:
+        """``name``'s peak memory over its bytefeed's."""
+        row = self[name]
+        try:
+            ref = self[row.group]
+        except KeyError:
+            return float("nan")
+        return row.peak_mb / ref.peak_mb if ref.peak_mb > 0 else float("nan")
+
+    @property
+    def bound_fraction(self) -> float | None:
+        """bytefeed's throughput as a fraction of the decode (or resampling) bound."""
+        if not self.bound or "bytefeed" not in [r.name for r in self.results]:
+            return None
+        return self["bytefeed"].samples_per_s / self.bound["bound"]
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "files": self.files,
+            "settings": self.settings,
+            "results": [
+                {
+                    **r.to_dict(),
+                    "bytefeed_speedup": self.speedup(r.name),
+                    "memory_vs_bytefeed": self.memory_ratio(r.name),
+                }
+                for r in self.results
+            ],
+            "decode_bound": self.bound,
+            "bound_fraction": self.bound_fraction,
+            "machine": self.machine,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_jsonable)
+
+    def table(self) -> str:
+        """The comparison as a plain-text (and Markdown) table."""
+        s = self.settings
+        what = (
+            f"{s['size']}x{s['size']}"
+            if self.kind == "image"
+            else f"{s['sample_rate']} Hz, {s['duration']} s"
+            if self.kind == "audio"
+            else f"max_length {s['size']}"
+        )
+        m = self.machine
+        lines = [
+            f"bytefeed bench: {self.files} {self.kind} files, {what}, batch {s['batch_size']}, "
+            f"{s['rounds']} rounds (median), {m.get('cores')} cores",
+            "",
+            "| pipeline | samples/s | MB/s | peak MB | bytefeed is x faster | memory vs bytefeed |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.results:
+            if r.error:
+                lines.append(f"| {r.name} | failed: {r.error} | | | | |")
+                continue
+            speed = self.speedup(r.name)
+            mem = self.memory_ratio(r.name)
+            lines.append(
+                f"| {r.name} | {r.samples_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.peak_mb:,.0f} "
+                f"| {speed:.2f}x | {mem:.1f}x |"
+            )
+        if self.bound:
+            b = self.bound
+            lines.append(
+                f"| {b.get('what', 'decode')} bound | {b['bound']:,.0f} | | "
+                f"| {self.bound_fraction:.0%} of it "
+                f"| {b['cores']} cores x {b['best_rate']:,.0f}/s ({b['best']}); "
+                f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s |"
+            )
+        notes = [f"- {r.name}: {r.note}" for r in self.results if r.note]
+        if notes:
+            lines += ["", *notes]
+        lines += ["", "machine: " + ", ".join(f"{k} {v}" for k, v in m.items())]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def plot(self, ax: Any = None) -> Any:
+        """Median throughput per pipeline as bars (the decode bound as a line)."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.gca()
+        ok = [r for r in self.results if not r.error]
+        colors = ["tab:green" if r.name.startswith("bytefeed") else "tab:gray" for r in ok]
+        ax.bar([r.name for r in ok], [r.samples_per_s for r in ok], color=colors)
+        if self.bound:
+            ax.axhline(self.bound["bound"], color="tab:red", ls="--", label="decode bound")
+            ax.legend()
+        ax.set(ylabel="samples/s (median)", title=f"{self.kind} throughput, {self.files} files")
+        ax.tick_params(axis="x", rotation=30)
+        return ax
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def machine_info(kind: str = "image") -> dict:
+    """CPU, cores and the versions that matter for the numbers."""
+    info = {"cpu": _cpu_name(), "cores": _cores(), "python": platform.python_version()}
+    packages = ["numpy", "pillow", "simplejpeg", "tensorflow", "keras"]
+    if kind == "audio":
+        packages += ["soundfile", "soxr", "librosa"]
+    for pkg in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            info[pkg] = metadata.version(pkg)
+    info["os"] = platform.platform(terse=True)
+    return info
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _warm_page_cache(paths: Sequence[str]) -> None:
+    """Read every file once, so no pipeline pays for the first cold read alone."""
+    for p in paths:
+        with contextlib.suppress(OSError), open(p, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+
+
+def compare(
+    manifest: Any,
+    kind: str = "image",
+    *,
+    pipelines: Sequence[str] | None = None,
+    size: int = 224,
+    batch_size: int = 32,
+    rounds: int = 3,
+    sample_rate: int = 16000,
+    duration: float = 1.0,
+    workers: int | None = None,
+    seed: int = 0,
+    bound: bool = True,
+    workdir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Comparison:
+    """Run several pipelines over the same files and compare them.
+
+    Each pipeline first yields one batch untimed (compilers and imports warm up). Then each
+    round runs every pipeline once (one epoch), in the listed order on even rounds and
+    reversed on odd ones, so drift in the machine's speed (thermal, other load) hits all
+    alike. Reported per pipeline: median samples/s and MB/s over rounds, and the largest
+    peak RSS growth (MB above the RSS when that run started). Ratios are to the bytefeed
+    pipeline doing the same work (``bytefeed``, or ``bytefeed@native`` for audio at the
+    files' rate). For images, the decode bound (``decode_bound``) is measured each round;
+    for audio, the resampling bound (``resample_bound``).
+    The allocator is left as users have it; heap memory freed by an earlier run can serve a
+    later one without raising RSS, so peaks here are lower bounds (``memory_vs_size``
+    measures memory strictly).
+
+    Args:
+        manifest: a ``Manifest`` or a manifest file.
+        kind: "image", "audio" or "text".
+        pipelines: names from ``baselines.PIPELINES[kind]`` (default: all).
+        size: image side in pixels (text: ``max_length``); ``batch_size``: rows per batch.
+        rounds: measured epochs per pipeline.
+        sample_rate, duration: audio output rate (Hz) and clip length (s).
+        workers: bytefeed's and the preload's threads (default: the cores).
+        bound: measure the decode bound (images) or the resampling bound (audio).
+        workdir: scratch folder (links for Keras, the cache); default a temporary one.
+
+    A pipeline that fails is reported with its error, not raised.
+    """
+    from .baselines import Settings, make_pipeline, pipeline_names
+    from ..manifest import Manifest, read_manifest
+
+    if not isinstance(manifest, Manifest):
+        manifest = read_manifest(manifest, kind=kind)
+    if len(manifest) == 0:
+        raise ValueError("the manifest is empty")
+    names = list(pipelines or pipeline_names(kind))
+    unknown = [n for n in names if n not in pipeline_names(kind)]
+    if unknown:
+        raise ValueError(f"unknown {kind} pipelines {unknown}; choose from {pipeline_names(kind)}")
+    settings = Settings(kind, size, batch_size, sample_rate, duration, seed, workers)
+    results = {n: PipelineResult(n) for n in names}
+    bounds: list[dict] = []
+    _warm_page_cache(manifest.paths)
+    with contextlib.ExitStack() as stack:
+        work = (
+            Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
+        total = rounds * len(names)
+        from tqdm.auto import tqdm
+
+        bar = stack.enter_context(tqdm(total=total, desc="bench", disable=not progress, delay=1))
+        for name in names:  # first calls compile, trace and import: keep them out of the runs
+            bar.set_postfix_str(f"warm-up {name}")
+            _warm_up(name, manifest, settings, work, make_pipeline)
+        for r in range(rounds):
+            if bound and kind == "image":
+                bounds.append(decode_bound(manifest.paths, size))
+            elif bound and kind == "audio":
+                bounds.append(resample_bound(manifest.paths, sample_rate, duration))
+            for name in names if r % 2 == 0 else names[::-1]:
+                bar.set_postfix_str(name)
+                _run_once(results[name], manifest, settings, work, make_pipeline)
+                bar.update()
+    best = _median_bound(bounds)
+    return Comparison(
+        kind=kind,
+        files=len(manifest),
+        settings={**settings.__dict__, "rounds": rounds},
+        results=list(results.values()),
+        bound=best,
+        machine=machine_info(kind),
+    )
+
+
+def _warm_up(name: str, manifest: Any, settings: Any, work: Path, make: Any) -> None:
+    """One batch of ``name``, untimed (numba, tf.function and librosa compile on first use)."""
+    if name.startswith(("preload", "bytefeed+cache")):
+        return  # the kit's decoders, warmed by "bytefeed"; their first batch costs an epoch
+    with contextlib.suppress(Exception):  # a failing pipeline fails again in its real run
+        pipeline = make(name, manifest, settings, work)
+        try:
+            it = iter(pipeline.batches())
+            next(it, None)
+            if hasattr(it, "close"):
+                it.close()
+        finally:
+            pipeline.close()
+
+
+def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, make: Any) -> None:
+    if result.error:
+        return
+    pipeline = None
+    try:
+        pipeline = make(result.name, manifest, settings, work)
+        result.note, result.group = pipeline.note, pipeline.group
+        pipeline.prepare()
+        trim_heap()
+        prof = profile_stream(pipeline.batches(), name=result.name, trace_python=False)
+    except Exception as exc:  # one broken pipeline must not hide the others' numbers
+        from ..errors import reason_of
+
+        result.error = reason_of(exc)
+        return
+    finally:
+        if pipeline is not None:
+            with contextlib.suppress(Exception):
+                pipeline.close()
+        del pipeline
+        trim_heap()
+    result.runs.append(
+        {
+            "samples": prof.samples,
+            "seconds": prof.seconds,
+            "samples_per_s": prof.samples_per_s,
+            "mb_per_s": prof.mb_per_s,
+            "peak_mb": prof.rss_peak_growth / MB,
+        }
+    )
+
+
+def _median_bound(bounds: list[dict]) -> dict:
+    bounds = [b for b in bounds if b]
+    if not bounds:
+        return {}
+    rates = {
+        k: statistics.median(b["rates"][k] for b in bounds if k in b["rates"])
+        for k in bounds[0]["rates"]
+    }
+    all_cores = statistics.median(b["all_cores"] for b in bounds)
+    first = bounds[0]
+    return _bound_dict(rates, first["cores"], all_cores, first["files"], first["what"])
+
+
+# --- profiling the baselines one by one ---------------------------------------------------------
+def profile_pipelines(
+    manifest: Any,
+    kind: str = "image",
+    pipelines: Sequence[str] = ("preload", "article", "bytefeed"),
+    *,
+    size: int = 224,
+    batch_size: int = 32,
+    sample_rate: int = 16000,
+    duration: float = 1.0,
+    trace_python: bool = False,
+    workdir: str | os.PathLike | None = None,
+) -> dict[str, StreamProfile]:
+    """``profile_stream`` of one epoch of each pipeline (``baselines``), one after another,
+    after each has yielded one batch untimed (imports and compilers warm up). Like
+    ``memory_vs_size``, it fixes glibc's mmap threshold so memory is measured strictly.
+
+    Returns ``{name: StreamProfile}``; each has its memory timeline (``plot_timelines``).
+    """
+    from .baselines import Settings, make_pipeline
+    from ..manifest import Manifest, read_manifest
+
+    if not isinstance(manifest, Manifest):
+        manifest = read_manifest(manifest, kind=kind)
+    settings = Settings(kind, size, batch_size, sample_rate, duration)
+    out: dict[str, StreamProfile] = {}
+    fixed_mmap_threshold()
+    with contextlib.ExitStack() as stack:
+        work = (
+            Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
+        for name in pipelines:  # imports and compilers first, so no timeline includes them
+            _warm_up(name, manifest, settings, work, make_pipeline)
+        for name in pipelines:
+            pipeline = make_pipeline(name, manifest, settings, work)
+            try:
+                pipeline.prepare()
+                trim_heap()
+                out[name] = profile_stream(pipeline.batches(), name=name, trace_python=trace_python)
+            finally:
+                pipeline.close()
+                del pipeline
+                trim_heap()
+    return out
+
+
+def plot_timelines(profiles: dict[str, StreamProfile] | Sequence[StreamProfile], ax: Any = None):
+    """Memory above the start of each run against time, one line per profile."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    for prof in profiles.values() if isinstance(profiles, dict) else profiles:
+        prof.plot_memory(ax)
+    ax.legend()
+    return ax
+
+
+def plot_memory_vs_size(sweep: dict[str, list[float]], ax: Any = None):
+    """``memory_vs_size``'s result: peak MB against files read, one line per pipeline."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    for name, peaks in sweep.items():
+        if name != "files":
+            ax.plot(sweep["files"], peaks, marker="o", label=name)
+    ax.set(xlabel="files read", ylabel="peak RSS above start (MB)", title="peak memory vs files")
+    ax.legend()
+    return ax
+
+
+# --- memory against dataset size ----------------------------------------------------------------
+def repeat_manifest(manifest: Any, n: int) -> Any:
+    """The first ``n`` rows of ``manifest`` repeated as often as needed (for size sweeps)."""
+    return manifest.subset(np.arange(n) % len(manifest))
+
+
+def memory_vs_size(
+    manifest: Any,
+    kind: str = "image",
+    sizes: Sequence[int] = (100, 1000),
+    *,
+    pipelines: Sequence[str] = ("preload", "article", "bytefeed"),
+    size: int = 224,
+    batch_size: int = 32,
+    sample_rate: int = 16000,
+    duration: float = 1.0,
+    workdir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Peak RSS growth (MB) of each pipeline reading ``sizes`` files (rows repeated as needed).
+
+    Returns ``{"files": sizes, pipeline: [peak MB per size], ...}``. Preloading grows with
+    the files; a stream should stay flat.
+    """
+    from .baselines import Settings, make_pipeline
+
+    settings = Settings(kind, size, batch_size, sample_rate, duration)
+    out: dict[str, list[float]] = {"files": [int(n) for n in sizes]}
+    fixed_mmap_threshold()
+    from tqdm.auto import tqdm
+
+    with contextlib.ExitStack() as stack:
+        work = (
+            Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
+        bar = stack.enter_context(
+            tqdm(total=len(sizes) * len(pipelines), desc="memory", disable=not progress, delay=1)
+        )
+        for n in sizes:
+            subset = repeat_manifest(manifest, int(n))
+            for name in pipelines:
+                result = PipelineResult(name)
+                _run_once(result, subset, settings, work / f"{name}-{n}", make_pipeline)
+                if result.error:
+                    raise RuntimeError(f"{name} on {n} files failed: {result.error}")
+                out.setdefault(name, []).append(result.peak_mb)
+                bar.update()
+    return out
+
+
+# --- the CLI --------------------------------------------------------------------------------------
+def bench_command(args: argparse.Namespace) -> int:
+    """``python -m bytefeed_helpers bench``: print ``compare``'s table (or JSON); exit status.
+
+    Returns 0 when every pipeline ran, 1 when one failed, 2 for bad arguments.
+    """
+    from ..manifest import ManifestError, read_manifest
+
+    try:
+        manifest = read_manifest(args.manifest, kind=args.kind)
+    except (OSError, ManifestError) as exc:
+        print(f"bench: cannot read manifest {args.manifest}: {exc}", file=sys.stderr)
+        return 2
+    pipelines = [p.strip() for p in args.pipelines.split(",")] if args.pipelines else None
+    try:
+        result = compare(
+            manifest,
+            args.kind,
+            pipelines=pipelines,
+            size=args.size,
+            batch_size=args.batch,
+            rounds=args.rounds,
+            progress=not args.json and sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print(result.to_json() if args.json else result.table())
+    return 1 if any(r.error for r in result.results) else 0

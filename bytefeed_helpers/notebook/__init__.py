@@ -1,0 +1,31 @@
+"""Support for the notebooks: static figures, the interactive explorer, learning curves and
+confusion matrices, and the runner that executes notebooks and records what they prove.
+
+Needs the ``notebooks`` extra (``pip install "bytefeed-helpers[notebooks]"``): matplotlib,
+ipywidgets, papermill and nbformat. Training jobs never need this package.
+"""
+
+from .curves import collect_predictions, confusion_matrix, plot_confusion, plot_history
+from .plots import audio_players, compare_batches, show_audio, show_batch, show_tokens, show_waveforms
+from .runner import NotebookRun, format_runs, run_notebook, run_notebooks, save_results
+from .widgets import Explorer, explore
+
+__all__ = [
+    "Explorer",
+    "NotebookRun",
+    "audio_players",
+    "collect_predictions",
+    "compare_batches",
+    "confusion_matrix",
+    "explore",
+    "format_runs",
+    "plot_confusion",
+    "plot_history",
+    "run_notebook",
+    "run_notebooks",
+    "save_results",
+    "show_audio",
+    "show_batch",
+    "show_tokens",
+    "show_waveforms",
+]

@@ -1,0 +1,353 @@
+"""Static matplotlib views of batches: image grids, waveforms and spectrograms, token tables.
+
+Every function draws one new figure and returns it (``plt.show()`` in a notebook shows it;
+``fig.savefig`` saves it); none needs a display, so they work headless on the Agg backend.
+Inputs are the arrays a stream yields; at most ``n`` samples are drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+OK, WRONG = "#1a7f37", "#cf222e"
+PAD = "·"
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+def _label_text(label: int, class_names: Sequence[str] | None) -> str:
+    if label < 0:
+        return "unlabelled"
+    if class_names is not None and label < len(class_names):
+        return str(class_names[label])
+    return str(label)
+
+
+def _as_ids(values: Any, n: int) -> np.ndarray | None:
+    """Label ids ``[n]`` from ids or from scores ``[n, classes]`` (argmax); None stays None."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if values.ndim == 2:
+        values = values.argmax(axis=1)
+    return values.reshape(-1)[:n].astype(np.int64)
+
+
+def _displayable(image: np.ndarray) -> np.ndarray:
+    """An image ``imshow`` draws faithfully: uint8 as is, floats scaled to [0, 1]."""
+    if image.dtype == np.uint8:
+        return image[..., 0] if image.shape[-1] == 1 else image
+    image = image.astype(np.float32)
+    if image.size and image.max() > 1.0:  # 0-255 floats, as image_batches(dtype="float32")
+        image = image / 255.0
+    image = np.clip(image, 0.0, 1.0)
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def _grid(n: int, cols: int, cell: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+# --- images ------------------------------------------------------------------------------------
+def show_batch(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    *,
+    n: int = 16,
+    cols: int = 8,
+    titles: Sequence[str] | None = None,
+    predictions: np.ndarray | None = None,
+) -> Figure:
+    """A grid of the first ``n`` images of a batch, titled with their labels.
+
+    ``x`` is ``[B, H, W, C]`` (``C`` 1 or 3; uint8, or floats in 0-1 or 0-255); ``y`` label
+    ids ``[B]`` (-1 = unlabelled) named by ``class_names``. ``titles`` replaces the labels.
+    With ``predictions`` (ids ``[B]`` or scores ``[B, classes]``) each title reads
+    "predicted (true)" in green when right and red when wrong.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"show_batch expects images [B, H, W, C], not shape {x.shape}")
+    n = min(n, len(x))
+    fig, axes = _grid(max(n, 1), cols, (1.6, 1.8))
+    labels, guesses = _as_ids(y, n), _as_ids(predictions, n)
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(_displayable(x[i]), cmap="gray" if x.shape[-1] == 1 else None)
+        color = "black"
+        if titles is not None:
+            text = str(titles[i])
+        elif guesses is not None:
+            text = _label_text(int(guesses[i]), class_names)
+            if labels is not None:
+                text += f"\n({_label_text(int(labels[i]), class_names)})"
+                color = OK if guesses[i] == labels[i] else WRONG
+        elif labels is not None:
+            text = _label_text(int(labels[i]), class_names)
+        else:
+            text = ""
+        ax.set_title(text, fontsize=8, color=color)
+    if n == 0:
+        axes.flat[0].text(0.5, 0.5, "empty batch", ha="center", va="center")
+    return fig
+
+
+def compare_batches(
+    original: np.ndarray,
+    augmented: np.ndarray,
+    *,
+    n: int = 8,
+    sample_rate: int | None = None,
+    names: tuple[str, str] = ("original", "augmented"),
+) -> Figure:
+    """Original and augmented samples side by side: one column per sample, one row each.
+
+    Images ``[B, H, W, C]`` are drawn as pictures, log-mels ``[B, frames, n_mels]`` as
+    spectrograms, waveforms ``[B, N]`` as traces (time in seconds with ``sample_rate``).
+    Both batches must have the same shape.
+    """
+    original, augmented = np.asarray(original), np.asarray(augmented)
+    if original.shape != augmented.shape:
+        raise ValueError(f"shapes differ: {original.shape} vs {augmented.shape}")
+    if original.ndim not in (2, 3, 4):
+        raise ValueError(f"expected images, log-mels or waveforms, not shape {original.shape}")
+    n = max(1, min(n, len(original)))
+    cell = (1.8, 1.9) if original.ndim == 4 else (2.6, 1.6)
+    fig, axes = plt.subplots(
+        2, n, figsize=(cell[0] * n, cell[1] * 2), squeeze=False, layout="constrained"
+    )
+    low, high = (
+        float(min(original.min(), augmented.min())),
+        float(max(original.max(), augmented.max())),
+    )
+    for row, (name, batch) in enumerate(zip(names, (original, augmented), strict=True)):
+        for i in range(n):
+            ax = axes[row, i]
+            if batch.ndim == 4:
+                ax.imshow(_displayable(batch[i]), cmap="gray" if batch.shape[-1] == 1 else None)
+                ax.axis("off")
+            elif batch.ndim == 3:
+                ax.imshow(batch[i].T, origin="lower", aspect="auto", vmin=low, vmax=high)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                t = np.arange(batch.shape[1]) / (sample_rate or 1)
+                ax.plot(t, batch[i], lw=0.5)
+                ax.set_ylim(min(low, -1e-3) * 1.05, max(high, 1e-3) * 1.05)
+                ax.tick_params(labelsize=6)
+            if i == 0:
+                ax.set_title(name, fontsize=9, loc="left")
+    return fig
+
+
+# --- audio -------------------------------------------------------------------------------------
+def show_audio(
+    x: np.ndarray,
+    sample_rate: int,
+    *,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    n: int = 4,
+    player: bool = True,
+    hop_length: int = 160,
+) -> Figure:
+    """Waveform and log-mel spectrogram of the first ``n`` clips, one row per clip.
+
+    ``x`` is waveforms ``float32 [B, N]`` at ``sample_rate`` (spectrograms are computed with
+    ``bytefeed_helpers.logmel``), or log-mels ``[B, frames, n_mels]`` already (drawn alone;
+    ``hop_length`` converts frames to seconds). With ``player=True`` and running inside
+    IPython, an audio player per waveform is displayed too (skipped silently elsewhere).
+    """
+    x = np.asarray(x)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"show_audio expects [B, N] or [B, frames, n_mels], not {x.shape}")
+    n = max(1, min(n, len(x)))
+    waves = x.ndim == 2
+    if waves and len(x):
+        from ..decoders.audio import logmel
+
+        mels = logmel(x[:n].astype(np.float32), sample_rate, hop_length=hop_length)
+    else:
+        mels = x[:n]
+    ids = _as_ids(labels, n)
+    cols = 2 if waves else 1
+    fig, axes = plt.subplots(
+        n, cols, figsize=(4.2 * cols, 1.7 * n), squeeze=False, layout="constrained"
+    )
+    for i in range(min(n, len(x))):
+        name = _label_text(int(ids[i]), class_names) if ids is not None else f"clip {i}"
+        if waves:
+            ax = axes[i, 0]
+            ax.plot(np.arange(x.shape[1]) / sample_rate, x[i], lw=0.5)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_ylabel(name, fontsize=8)
+            ax.tick_params(labelsize=7)
+        ax = axes[i, cols - 1]
+        seconds = mels.shape[1] * hop_length / sample_rate
+        ax.imshow(mels[i].T, origin="lower", aspect="auto", extent=(0, seconds, 0, mels.shape[2]))
+        ax.tick_params(labelsize=7)
+        if not waves:
+            ax.set_ylabel(name, fontsize=8)
+    axes[0, 0].set_title("waveform" if waves else "log-mel", fontsize=9)
+    if waves:
+        axes[0, 1].set_title("log-mel (mel bins over seconds)", fontsize=9)
+    axes[-1, 0].set_xlabel("seconds", fontsize=8)
+    if player and waves:
+        audio_players(x[:n], sample_rate)
+    return fig
+
+
+def audio_players(x: np.ndarray, sample_rate: int) -> list[Any]:
+    """Display an ``IPython.display.Audio`` player per waveform when inside IPython.
+
+    Returns the players (empty outside IPython). Samples are clipped to [-1, 1] and not
+    rescaled, so loudness differences stay audible.
+    """
+    if not _in_ipython():
+        return []
+    from IPython.display import Audio, display
+
+    players = [Audio(np.clip(clip, -1.0, 1.0), rate=sample_rate, normalize=False) for clip in x]
+    for p in players:
+        display(p)
+    return players
+
+
+def show_waveforms(
+    waves: Mapping[str, np.ndarray],
+    sample_rates: int | Mapping[str, int],
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Stages of one clip, one row each, on a shared time axis in seconds.
+
+    ``waves`` maps a stage name ("original 44.1 kHz stereo", "resampled", "cropped to 1 s",
+    "padded") to its samples ``[N]`` or ``[N, channels]``; ``sample_rates`` is one rate for
+    all or a mapping with the same keys. Each row's title gives its samples and rate, so
+    resampling, cropping and padding show as changes in length and rate over the same time.
+    """
+    if not waves:
+        raise ValueError("no waveforms to show")
+    rates = {k: sample_rates for k in waves} if isinstance(sample_rates, int) else sample_rates
+    fig, axes = plt.subplots(
+        len(waves),
+        1,
+        figsize=(8, 1.6 * len(waves)),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
+    )
+    for ax, (name, wave) in zip(axes[:, 0], waves.items(), strict=True):
+        wave = np.asarray(wave)
+        rate = int(rates[name])
+        t = np.arange(wave.shape[0]) / rate
+        ax.plot(t, wave, lw=0.5)
+        channels = "" if wave.ndim == 1 else f", {wave.shape[1]} channels"
+        ax.set_title(
+            f"{name}: {wave.shape[0]} samples at {rate} Hz = {wave.shape[0] / rate:.3f} s"
+            f"{channels}",
+            fontsize=9,
+            loc="left",
+        )
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("seconds")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- text --------------------------------------------------------------------------------------
+def _word_lookup(tokenizer: Any) -> Callable[[int], str] | None:
+    """id -> word from a tokenizer's vocabulary list, ``get_vocabulary()`` or ``decode``."""
+    if tokenizer is None:
+        return None
+    vocab = getattr(tokenizer, "vocabulary", None)
+    if vocab is None and hasattr(tokenizer, "get_vocabulary"):
+        vocab = tokenizer.get_vocabulary()  # keras.layers.TextVectorization
+    if isinstance(vocab, Mapping):  # word -> id
+        vocab = {int(i): w for w, i in vocab.items()}
+        return lambda i: str(vocab.get(i, "?"))
+    if vocab is not None and not callable(vocab):
+        words = list(vocab)
+        return lambda i: str(words[i]) if 0 <= i < len(words) else "?"
+    if hasattr(tokenizer, "decode"):
+        return lambda i: str(tokenizer.decode([i])[0])
+    return None
+
+
+def show_tokens(
+    x: np.ndarray,
+    tokenizer: Any = None,
+    y: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    *,
+    n: int = 8,
+    max_tokens: int = 20,
+) -> Figure:
+    """A table of a padded token batch: one row per document, one column per position.
+
+    ``x`` is ``int32 [B, T]`` token ids, 0 = padding (shown as "·"). With a ``tokenizer``
+    that has a ``vocabulary`` (list or word->id dict), ``get_vocabulary()`` or ``decode``,
+    each cell also shows the word. Rows are named by label (``y``, ``class_names``) and end
+    with the document's real length; only the first ``max_tokens`` positions are drawn.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"show_tokens expects token ids [B, T], not shape {x.shape}")
+    n, width = min(n, len(x)), min(max_tokens, x.shape[1])
+    word = _word_lookup(tokenizer)
+    ids = _as_ids(y, n)
+
+    def cell(i: int) -> str:
+        if i == 0:
+            return PAD
+        return f"{i}\n{word(i)[:9]}" if word else str(i)
+
+    rows = [[cell(int(v)) for v in x[r, :width]] for r in range(n)]
+    lengths = [str(int(np.count_nonzero(x[r]))) for r in range(n)]
+    rows = [[*row, length] for row, length in zip(rows, lengths, strict=True)] or [[""]]
+    row_names = [
+        _label_text(int(ids[r]), class_names) if ids is not None else f"doc {r}" for r in range(n)
+    ]
+    fig, ax = plt.subplots(
+        figsize=(min(2.0 + 0.62 * (width + 1), 22), 0.9 + (0.5 if word else 0.3) * max(n, 1)),
+        layout="constrained",
+    )
+    ax.axis("off")
+    table = ax.table(
+        cellText=rows,
+        rowLabels=row_names or None,
+        colLabels=[*(str(c) for c in range(width)), "length"] if n else None,
+        loc="upper left",
+        cellLoc="center",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(6.5)
+    table.scale(1.0, 2.0 if word else 1.3)
+    for (r, c), box in table.get_celld().items():
+        if r > 0 and 0 <= c < width and rows[r - 1][c] == PAD:
+            box.set_facecolor("#eeeeee")
+    shown = f"first {width} of {x.shape[1]} positions" if width < x.shape[1] else "all positions"
+    ax.set_title(f"token ids{' and words' if word else ''}, {shown}; {PAD} = padding (id 0)")
+    return fig

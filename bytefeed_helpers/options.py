@@ -1,0 +1,96 @@
+"""The choices every stream and decoder accepts, defined once, and checked where they enter.
+
+Enumerated arguments are ``Literal`` types; ``check_choice`` turns a wrong one into a
+Keras-style ``ValueError`` naming the argument, what it accepts and what it received.
+``StreamOptions`` holds what every front-end hands to the engine, validated when it is made.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+Kind = Literal["image", "audio", "text"]
+OnError = Literal["skip", "raise"]
+Fit = Literal["stretch", "crop", "pad"]
+ImageDtype = Literal["uint8", "float32"]
+Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "area", "hamming"]
+Crop = Literal["random", "start", "center"]
+AudioFeatures = Literal["waveform", "logmel"]
+
+
+def choices(literal: Any) -> tuple[Any, ...]:
+    """The values of a ``Literal`` type, in order."""
+    return get_args(literal)
+
+
+def check_choice(name: str, value: Any, literal: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of the ``literal`` type's values."""
+    allowed = choices(literal)
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {listed}. Received: {name}={value!r}")
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int (not a bool) of at least ``minimum``."""
+    if optional and value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if not ok:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}{' or None' if optional else ''}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def check_shard(shard: Any) -> tuple[int, int]:
+    """``shard`` as ``(index, count)`` with ``0 <= index < count``; ValueError otherwise."""
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        index, count = -1, 0
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(
+            f"shard must be (index, count) with 0 <= index < count. Received: shard={shard!r}"
+        )
+    return index, count
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What every front-end passes to the engine and the stream (see ``BatchEngine``).
+
+    Validated once, when made: a wrong value raises ``ValueError`` before any file is read.
+    """
+
+    batch_size: int = 32
+    shuffle: bool = True
+    seed: int | None = None
+    on_error: OnError = "skip"
+    drop_remainder: bool = False
+    with_paths: bool = False
+    augment: Any = None
+    training: bool | None = None
+    workers: int | None = None
+    prefetch: int | None = None
+    shard: tuple[int, int] = (0, 1)
+    resume: dict | None = None
+    cache: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        check_int("batch_size", self.batch_size)
+        check_choice("on_error", self.on_error, OnError)
+        check_int("workers", self.workers, optional=True)
+        check_int("prefetch", self.prefetch, optional=True)
+        if self.seed is not None and not isinstance(self.seed, int | bool):
+            raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
+        object.__setattr__(self, "shard", check_shard(self.shard))
+        if self.shard[1] > 1 and self.shuffle and self.seed is None and self.resume is None:
+            raise ValueError("sharded shuffled streams need a seed shared by every shard")
+
+    @property
+    def is_training(self) -> bool:
+        """Whether augmentation (and random crops) run: ``training``, else ``shuffle``."""
+        return self.shuffle if self.training is None else bool(self.training)
