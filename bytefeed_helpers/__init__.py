@@ -37,7 +37,27 @@ _EXPORTS: dict[str, str] = {
     "to_tf_dataset": "tf_pipeline",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AudioAugment",
+    "BadFileError",
+    "BytefeedWarning",
+    "ImageAugment",
+    "Manifest",
+    "ManifestError",
+    "SkippedFile",
+    "Stream",
+    "StreamCheckpoint",
+    "StreamMonitor",
+    "WordTokenizer",
+    "audio_batches",
+    "build_manifest",
+    "image_batches",
+    "keras2_augment",
+    "pack",
+    "read_manifest",
+    "text_batches",
+    "to_tf_dataset",
+]
 
 if TYPE_CHECKING:
     from .audio import audio_batches

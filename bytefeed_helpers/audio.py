@@ -80,7 +80,11 @@ def audio_batches(
     # Only random crops draw from the engine's per-file generator; the others say they take
     # none, so none is made (seeding one costs as much as reading a clip).
     decoder = (
-        Decoder(functools.partial(fixed, crop=crop), takes_rng=True, for_evaluation=functools.partial(fixed, crop="start"))
+        Decoder(
+            functools.partial(fixed, crop=crop),
+            takes_rng=True,
+            for_evaluation=functools.partial(fixed, crop="start"),
+        )
         if crop == "random"
         else Decoder(functools.partial(fixed, crop=crop))
     )

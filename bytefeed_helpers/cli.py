@@ -71,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench.compare import bench_command
+    from .bench.comparison import bench_command
 
     return bench_command(args)
 

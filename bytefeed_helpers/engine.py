@@ -487,4 +487,3 @@ class _Laps:
             now = time.perf_counter()
             self.stats.add(stage, now - self.t, count)
             self.t = now
-

@@ -187,5 +187,3 @@ def predict_files(
     if from_logits:
         probs = np.asarray(keras.ops.softmax(probs, axis=-1), dtype=np.float32)
     return probs, class_ids(probs)
-
-

@@ -5,7 +5,7 @@ need this package.
 """
 
 from .article import article_audio_generator, article_image_generator, article_text_generator
-from .compare import (
+from .comparison import (
     Comparison,
     PipelineResult,
     compare,
@@ -36,6 +36,7 @@ __all__ = [
     "plot_memory_vs_size",
     "plot_timelines",
     "profile_pipelines",
+    "profile_stream",
     "read_speed",
     "repeat_manifest",
     "rss",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import sys
 import threading
 import time
@@ -25,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..engine import BatchEngine
-from ..stream import Stream
 from ..stages import STAGES
+from ..stream import Stream
 
 MB = 1e6
 
@@ -392,7 +391,9 @@ def profile_stream(
     """
     engine = stream.engine if isinstance(stream, Stream) else None
     is_bytefeed = engine is not None
-    name = name or (f"{stream.kind}_batches" if isinstance(stream, Stream) else type(stream).__name__)
+    name = name or (
+        f"{stream.kind}_batches" if isinstance(stream, Stream) else type(stream).__name__
+    )
     stats = StageStats()
     skipped0 = len(engine.errors) if is_bytefeed else 0
     hooks = _stage_hooks(engine, stats) if (is_bytefeed and stages) else contextlib.nullcontext()

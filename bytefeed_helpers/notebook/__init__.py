@@ -6,7 +6,14 @@ ipywidgets, papermill and nbformat. Training jobs never need this package.
 """
 
 from .curves import collect_predictions, confusion_matrix, plot_confusion, plot_history
-from .plots import audio_players, compare_batches, show_audio, show_batch, show_tokens, show_waveforms
+from .plots import (
+    audio_players,
+    compare_batches,
+    show_audio,
+    show_batch,
+    show_tokens,
+    show_waveforms,
+)
 from .runner import NotebookRun, format_runs, run_notebook, run_notebooks, save_results
 from .widgets import Explorer, explore
 

@@ -10,7 +10,7 @@ import soundfile as sf
 from conftest import DATA
 
 from bytefeed_helpers import build_manifest, read_manifest
-from bytefeed_helpers.bench.compare import (
+from bytefeed_helpers.bench.comparison import (
     compare,
     decode_bound,
     memory_vs_size,
@@ -138,6 +138,6 @@ def test_bench_cli_table_and_errors(small, tmp_path, capsys):
 
 def test_bench_package_exports_the_comparison_api():
     from bytefeed_helpers import bench
-    from bytefeed_helpers.bench import compare as compare_module
+    from bytefeed_helpers.bench import comparison
 
-    assert bench.compare is compare and callable(compare_module.bench_command)
+    assert bench.comparison is compare and callable(comparison.bench_command)

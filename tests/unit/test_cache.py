@@ -17,9 +17,15 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from bytefeed_helpers import ImageAugment, audio_batches, build_manifest, image_batches, read_manifest, text_batches
-from bytefeed_helpers.cache import clear_cache
-from bytefeed_helpers.cache import META, SAMPLES, SampleCache, cache_key
+from bytefeed_helpers import (
+    ImageAugment,
+    audio_batches,
+    build_manifest,
+    image_batches,
+    read_manifest,
+    text_batches,
+)
+from bytefeed_helpers.cache import META, SAMPLES, SampleCache, cache_key, clear_cache
 from bytefeed_helpers.errors import BytefeedWarning
 
 SIZE = (24, 32)

@@ -34,7 +34,9 @@ def make(manifest, **kw) -> Stream:
     def decode(path):
         return np.array([float(Path(path).read_text())], np.float32)
 
-    return Stream(BatchEngine(FileSource(manifest), decode, stack, StreamOptions(batch_size=BATCH, **kw)))
+    return Stream(
+        BatchEngine(FileSource(manifest), decode, stack, StreamOptions(batch_size=BATCH, **kw))
+    )
 
 
 def rows_of(stream) -> list[list[int]]:

@@ -12,6 +12,7 @@ import pytest
 
 from bytefeed_helpers import BadFileError, Manifest, read_manifest
 from bytefeed_helpers.engine import stack
+from bytefeed_helpers.options import StreamOptions
 from bytefeed_helpers.packed import (
     INDEX_NAME,
     PackedSource,
@@ -21,7 +22,6 @@ from bytefeed_helpers.packed import (
     read_packed,
     verify_pack,
 )
-from bytefeed_helpers.options import StreamOptions
 from bytefeed_helpers.stream import make_stream
 
 SIZES = [0, 1, 7, 100, 5000, 70000, 3, 250000, 12, 40000, 999, 64, 180000, 2, 33333]
@@ -194,7 +194,9 @@ def numbers(tmp_path: Path) -> Manifest:
 
 
 def _epochs(manifest_or_pack, epochs=2, **kw):
-    stream = make_stream(manifest_or_pack, _number, stack, StreamOptions(batch_size=4, seed=3, **kw), kind="toy")
+    stream = make_stream(
+        manifest_or_pack, _number, stack, StreamOptions(batch_size=4, seed=3, **kw), kind="toy"
+    )
     out = []
     for _ in range(epochs):
         with pytest.warns(UserWarning, match="skipped 2 bad"):
@@ -220,7 +222,9 @@ def test_state_saved_on_loose_files_resumes_on_the_pack(numbers, tmp_path):
     head = [next(it)[0][:, 0].tolist() for _ in range(3)]
     state = loose.state()
     it.close()
-    rest = make_stream(source, _number, stack, StreamOptions(batch_size=4, resume=state), kind="toy")
+    rest = make_stream(
+        source, _number, stack, StreamOptions(batch_size=4, resume=state), kind="toy"
+    )
     tail = [x[:, 0].tolist() for x, _ in rest]
     full = make_stream(numbers, _number, stack, StreamOptions(batch_size=4, seed=3), kind="toy")
     assert head + tail == [x[:, 0].tolist() for x, _ in full]

@@ -12,7 +12,13 @@ import pytest
 from matplotlib.figure import Figure
 
 from bytefeed_helpers import WordTokenizer
-from bytefeed_helpers.notebook import compare_batches, show_audio, show_batch, show_tokens, show_waveforms
+from bytefeed_helpers.notebook import (
+    compare_batches,
+    show_audio,
+    show_batch,
+    show_tokens,
+    show_waveforms,
+)
 from bytefeed_helpers.notebook.plots import OK, WRONG, audio_players
 
 NAMES = ["cat", "coffee", "rocket"]

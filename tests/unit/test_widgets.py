@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from bytefeed_helpers import AudioAugment, ImageAugment, audio_batches, build_manifest, image_batches, text_batches
+from bytefeed_helpers import (
+    AudioAugment,
+    ImageAugment,
+    audio_batches,
+    build_manifest,
+    image_batches,
+    text_batches,
+)
 from bytefeed_helpers.notebook import explore
 
 

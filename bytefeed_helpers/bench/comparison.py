@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .profiling import MB, StreamProfile, trim_heap, fixed_mmap_threshold, profile_stream
+from .profiling import MB, StreamProfile, fixed_mmap_threshold, profile_stream, trim_heap
 
 
 # --- the decode bound ---------------------------------------------------------------------------
@@ -113,8 +113,8 @@ def resample_bound(
     import soundfile as sf
     import soxr
 
-    from ..decoders.audio import decode_audio
     from ..decoders._resample import resample
+    from ..decoders.audio import decode_audio
 
     clips = []
     for p in paths[: 4 * files]:  # a sample: a folder of clips at the target rate has no bound
@@ -442,8 +442,8 @@ def compare(
 
     A pipeline that fails is reported with its error, not raised.
     """
-    from .baselines import Settings, make_pipeline, pipeline_names
     from ..manifest import Manifest, read_manifest
+    from .baselines import Settings, make_pipeline, pipeline_names
 
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, kind=kind)
@@ -567,8 +567,8 @@ def profile_pipelines(
 
     Returns ``{name: StreamProfile}``; each has its memory timeline (``plot_timelines``).
     """
-    from .baselines import Settings, make_pipeline
     from ..manifest import Manifest, read_manifest
+    from .baselines import Settings, make_pipeline
 
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, kind=kind)
