@@ -140,4 +140,4 @@ def test_bench_package_exports_the_comparison_api():
     from bytefeed_helpers import bench
     from bytefeed_helpers.bench import comparison
 
-    assert bench.comparison is compare and callable(comparison.bench_command)
+    assert bench.compare is compare and callable(comparison.bench_command)
