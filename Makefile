@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test lab lint format clean
+.PHONY: demo test test-fast test-notebooks lab lint format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run: make PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,10 +21,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
+# The unit tests alone (no notebook is executed), on two processes (pytest-xdist): under a
+# minute on two cores.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit -m "not notebook" -q -n 2 --dist worksteal
+
+# Each notebook executed with papermill on small parameters, plus the notebook conventions.
+test-notebooks: $(STAMP)
+	$(PY) -m pytest tests/notebooks
+
+# JupyterLab on the notebooks, its kernel started as the tests start it (runner.KERNEL_ENV and
+# KERNEL_ARGS: TensorFlow's C++ start-up lines go to this terminal, not into the notebooks).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(PY) -c "from bytefeed_helpers.notebook.runner import write_kernelspec as w; w('build/jupyter')"
+	JUPYTER_PATH="$(CURDIR)/build/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
+		$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,34 +1,17 @@
-"""Shared fixtures. Kept light: no TensorFlow or Keras import at module top."""
+"""Shared fixtures, among them ``run_nb``, the one notebook harness. Kept light: no
+TensorFlow or Keras import at module top. Shared constants and helpers live in ``support``
+(``from support import DATA``)."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
+from support import DATA, NOTEBOOKS, ExecutedNotebook
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data_sample"
-NOTEBOOKS = ROOT / "notebooks"
-
-#: Every kind of ``src`` the decoders take, for ``source_of``.
-SOURCE_KINDS = ("str", "path", "bytes", "bytearray", "memoryview", "fileobj")
-
-
-def source_of(kind: str, path: Path, data: bytes):
-    """``data`` (already written to ``path``) as a decoder source of ``kind``."""
-    return {
-        "str": str(path),
-        "path": Path(path),
-        "bytes": data,
-        "bytearray": bytearray(data),
-        "memoryview": memoryview(data),
-        "fileobj": io.BytesIO(data),
-    }[kind]
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +27,22 @@ def kernel_name() -> str:
 
 @pytest.fixture
 def run_nb(tmp_path, kernel_name):
-    """Execute ``notebooks/<name>.ipynb`` into ``tmp_path`` and return its recorded results."""
+    """The one notebook harness: ``run_nb(name, **parameters)`` executes
+    ``notebooks/<name>.ipynb`` with papermill into ``tmp_path`` (the notebook's results JSON
+    and executed copy land there) and returns an ``ExecutedNotebook``: ``.results`` is what
+    the notebook saved with ``save_results``, ``.count(mime)`` counts its cell outputs.
+
+    A failing cell fails the test with papermill's error, which names the cell; so does any
+    stderr line but the kit's own warnings (``ExecutedNotebook.assert_quiet``).
+    """
     from bytefeed_helpers.notebook.runner import run_notebook
 
-    def run(name: str, **parameters):
-        result = run_notebook(
+    def run(name: str, **parameters) -> ExecutedNotebook:
+        done = run_notebook(
             NOTEBOOKS / f"{name}.ipynb", tmp_path, parameters, kernel_name=kernel_name
         )
-        return result.results()
+        executed = ExecutedNotebook(done.results(), done.output)
+        executed.assert_quiet()  # every notebook test checks the stderr it leaves
+        return executed
 
     return run

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import DATA
+from support import DATA
 
 from bytefeed_helpers import (
     AudioAugment,

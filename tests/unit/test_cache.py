@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from support import DATA, ROOT
 
 from bytefeed_helpers import (
     ImageAugment,

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from support import assert_resume_matches, assert_same
 
 import bytefeed_helpers as bf
 from bytefeed_helpers import Manifest, build_manifest, read_manifest
@@ -58,15 +59,31 @@ def batches(stream, count: int | None = None) -> list[tuple]:
     return out
 
 
-def same(a: list[tuple], b: list[tuple]) -> None:
-    assert len(a) == len(b)
-    for (xa, ya, pa), (xb, yb, pb) in zip(a, b, strict=True):
-        np.testing.assert_array_equal(xa, xb)
-        np.testing.assert_array_equal(ya, yb)
-        assert pa.tolist() == pb.tolist()
-
-
 KINDS = ["image", "audio", "text"]
+
+
+def test_the_resume_assertion_catches_repeats_losses_and_reorders():
+    full = [(np.array([i, i + 1]), f"p{i}") for i in range(5)]
+    assert_resume_matches(full, full[:2], full[2:])
+    assert_resume_matches(full, [], full)
+    assert_resume_matches(full, full[:2], full[2:4], rest="part")
+    assert_resume_matches(full, full[:2], full[2:] + full[:1], rest="more")
+    wrong = {
+        "a batch repeated": (full[:2], full[1:]),
+        "a batch lost": (full[:2], full[3:]),
+        "two batches swapped": (full[:2], [full[3], full[2], full[4]]),
+        "one value changed": (full[:2], [*full[2:4], (np.array([4, 6]), "p4")]),
+        "a path changed": (full[:2], [*full[2:4], (np.array([4, 5]), "p5")]),
+        "the first part off": (full[1:3], full[3:]),
+    }
+    for what, (first, resumed) in wrong.items():
+        with pytest.raises(AssertionError):
+            assert_resume_matches(full, first, resumed)
+            raise ValueError(f"not caught: {what}")
+    with pytest.raises(AssertionError):
+        assert_resume_matches(full, full[:2], [], rest="part")  # nothing resumed
+    with pytest.raises(AssertionError):
+        assert_resume_matches(full, full[:2], full[2:4], rest="more")  # stopped short
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -86,7 +103,7 @@ def test_resume_continues_exactly_mid_epoch_and_at_boundaries(kind, manifests):
         tail = []
         while len(head) + len(tail) < len(expected):
             tail += batches(second)
-        same(head + tail, expected)
+        assert_resume_matches(expected, head, tail, label=f"{kind}, stop {stop}")
         errors = [tuple(e) for e in first.errors + second.errors]
         assert errors == [tuple(e) for e in full.errors], stop  # every skip recorded once
 
@@ -95,13 +112,15 @@ def test_resume_continues_exactly_mid_epoch_and_at_boundaries(kind, manifests):
 def test_state_after_a_whole_epoch_starts_the_next(kind, manifests):
     manifest = manifests[kind]
     reference = make(kind, manifest)
-    batches(reference)
+    first_epoch = batches(reference)
     second_epoch = batches(reference)
     stream = make(kind, manifest)
-    batches(stream)  # the loop ran to its end: the stream moved on to epoch 1
+    head = batches(stream)  # the loop ran to its end: the stream moved on to epoch 1
     state = stream.state()
     assert (state["epoch"], state["position"]) == (1, 0)
-    same(batches(make(kind, manifest, resume=state)), second_epoch)
+    resumed = batches(make(kind, manifest, resume=state))
+    assert_resume_matches(first_epoch + second_epoch, head, resumed)
+    assert_same(resumed, second_epoch)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -132,7 +151,7 @@ def test_a_shard_resumes_as_itself(manifests):
     tail = []
     while len(head) + len(tail) < len(expected):
         tail += batches(second)
-    same(head + tail, expected)
+    assert_resume_matches(expected, head, tail)
     with pytest.raises(ValueError, match="shard"):
         make("image", manifest, shard=(0, 3), resume=first.state())
 
@@ -167,14 +186,13 @@ def test_keras_fit_resumed_mid_epoch_trains_on_from_there(manifests):
     reference = make("image", manifest, with_paths=False)
     expected = [x for x, _ in batches(reference)] + [x for x, _ in batches(reference)]
     first = make("image", manifest, with_paths=False)
-    batches(first, 2)
+    head = [x for x, _ in batches(first, 2)]
     resumed = make("image", manifest, with_paths=False, resume=first.state())
     trained: list[np.ndarray] = []
     model = recording_model(keras, trained)
     model.fit(resumed, epochs=1, verbose=0)  # fit's default shuffle=True changes nothing
     assert len(trained) == len(resumed)
-    for got, want in zip(trained, expected[2:], strict=False):
-        np.testing.assert_array_equal(got, want)
+    assert_resume_matches(expected, head, trained, rest="part")
 
 
 def test_batches_read_ahead_by_keras_are_not_lost(manifests):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA
+from support import DATA
 
 from bytefeed_helpers import BadFileError, WordTokenizer, build_manifest, text_batches
 from bytefeed_helpers.errors import BytefeedWarning

@@ -7,7 +7,7 @@ import os
 import ipywidgets
 import numpy as np
 import pytest
-from conftest import DATA
+from support import DATA
 
 from bytefeed_helpers import (
     AudioAugment,
@@ -152,3 +152,26 @@ def test_text_explorer_shows_a_token_table_without_augmentation():
     assert png(e) != first
     fig = e.figure()  # a static copy of the current view, e.g. for saved notebooks
     assert fig is not None and fig.axes[0].tables
+
+
+def test_explorer_controls_fit_count_truly_and_fall_back_to_text(photos):
+    """Controls wrap instead of squeezing, render on release, count from 1 like the status
+    line, are disabled while they would do nothing; the count says what is drawn; a saved
+    notebook without a kernel reads a sentence."""
+    s = image_batches(photos, batch_size=6, image_size=(32, 32), seed=1)
+    e = explore(s, augment=ImageAugment(rotation=0.05), n=4)
+    assert not e.batch_slider.continuous_update and not e.batch_slider.readout
+    assert all(not w.continuous_update for w in e.sliders.values())
+    rows = [c for c in e.children if isinstance(c, ipywidgets.HBox)]
+    assert rows and all(r.layout.flex_flow == "row wrap" for r in rows)
+    assert all(w.layout.min_width == w.layout.width for w in e.sliders.values())
+    e.batch_slider.value = 2
+    assert e.batch_label.value == "3 of 3" and "batch 3 of 3" in e.status.value
+    assert e.last["shown"] == 6 and "4 of 6 sample(s) shown" in e.status.value
+    assert not any(w.disabled for w in e.sliders.values())
+    e.augment_toggle.value = False
+    assert all(w.disabled for w in e.sliders.values())
+    e.augment_toggle.value = True
+    assert not any(w.disabled for w in e.sliders.values())
+    text = e._repr_mimebundle_()["text/plain"]
+    assert "run the notebook to use the explorer" in text

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import DATA
+from support import DATA
 
 from bytefeed_helpers import build_manifest, read_manifest
 from bytefeed_helpers.bench.comparison import (

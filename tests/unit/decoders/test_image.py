@@ -1,15 +1,18 @@
-"""decode_image / image_info: formats, sizing, EXIF orientation, bad input."""
+"""decode_image / image_info: formats, sizing, EXIF orientation, bad input, and the fast
+routes (OpenCV PNG decode and resize, cheap DCT scales), which change no output."""
 
 from __future__ import annotations
 
 import importlib
 import io
+import zlib
 
+import cv2
 import numpy as np
 import pytest
 import simplejpeg
-from conftest import SOURCE_KINDS, source_of
 from PIL import Image, ImageOps
+from support import DATA, SOURCE_KINDS, source_of
 
 from bytefeed_helpers.decoders.image import IMAGE_FORMATS, decode_image, image_info
 from bytefeed_helpers.errors import BadFileError
@@ -213,7 +216,7 @@ def test_original_size_kept_with_none():
     "kwargs",
     [
         {"fit": "squash"},
-        {"channels": 4},
+        {"channels": 2},  # 4 (RGBA) is valid since issue 15; 2 never was
         {"dtype": "float64"},
         {"interpolation": "cubic-ish"},
         {"image_size": (0, 10)},
@@ -462,3 +465,282 @@ def test_image_info(fmt, mode):
     data = encode(quadrants(30, 50).convert(mode), fmt)
     assert image_info(data) == {"format": fmt, "width": 50, "height": 30, "mode": mode}
     assert image_info(io.BytesIO(data))["format"] == fmt
+
+
+# --- fast routes: OpenCV PNG decode and resize, cheap DCT scales; same output as Pillow ---
+def photo(w: int = 120, h: int = 90, mode: str = "RGB") -> Image.Image:
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // w, y * 255 // h, (x * y) % 256], -1).astype(np.uint8)
+    img = Image.fromarray(rgb)
+    return img.convert(mode) if mode != "RGB" else img
+
+
+def turned() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
+def interlaced(data: bytes) -> bytes:
+    """``data`` with IHDR's interlace flag set (and its CRC fixed); Pillow writes none."""
+    ihdr = bytearray(data[8 : 8 + 8 + 13 + 4])
+    ihdr[8 + 12] = 1
+    ihdr[-4:] = zlib.crc32(bytes(ihdr[4:-4])).to_bytes(4, "big")
+    return data[:8] + bytes(ihdr) + data[8 + len(ihdr) :]
+
+
+def png(img: Image.Image, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kwargs)
+    return buf.getvalue()
+
+
+def pillow_reference(data: bytes, size=None) -> np.ndarray:
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if size is not None:
+        img = img.resize(size[::-1], Image.Resampling.BILINEAR)
+    return np.asarray(img)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_plain_png_route_equals_pillow(mode):
+    data = png(photo(mode=mode))
+    assert decoder._decode_png_plain(data, "RGB") is not None  # the OpenCV route was taken
+    assert np.array_equal(decode_image(data, None), pillow_reference(data))
+    assert np.array_equal(decode_image(data, (90, 120)), pillow_reference(data))
+    grey = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").convert("L"))[:, :, None]
+    assert np.array_equal(decode_image(data, None, channels=1), grey)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        png(photo().quantize(16)),  # palette
+        png(photo(), transparency=(1, 2, 3)),  # tRNS
+        png(photo(mode="I;16")),  # 16-bit
+        png(photo(mode="LA")),  # grey + alpha
+        png(photo(), exif=turned()),  # eXIf chunk (orientation)
+    ],
+    ids=["palette", "trns", "16bit", "grey-alpha", "exif"],
+)
+def test_unusual_pngs_take_the_full_route(data):
+    assert decoder._decode_png_plain(data, "RGB") is None
+    assert decode_image(data, (30, 40)).shape == (30, 40, 3)
+
+
+def test_interlaced_pngs_take_the_full_route():
+    good = png(photo())
+    assert decoder._decode_png_plain(good, "RGB") is not None
+    assert decoder._decode_png_plain(interlaced(good), "RGB") is None
+
+
+def test_exif_orientation_of_a_png_is_applied():
+    out = decode_image(png(photo(), exif=turned()), None)
+    assert out.shape == (120, 90, 3)  # orientation 6: turned a quarter
+
+
+def test_damaged_pngs_take_the_full_route_which_names_the_damage():
+    good = png(photo())
+    cut = good[: len(good) // 2]
+    assert decoder._decode_png_plain(cut, "RGB") is None
+    with pytest.raises(BadFileError, match=r"truncated|corrupt"):
+        decode_image(cut, None)
+    at = good.index(b"IDAT") + 8  # inside the compressed pixels: the file is whole but corrupt
+    flipped = good[:at] + bytes(b ^ 0xFF for b in good[at : at + 16]) + good[at + 16 :]
+    assert decoder._decode_png_plain(flipped, "RGB") is None
+    with pytest.raises(BadFileError, match=r"truncated|corrupt"):
+        decode_image(flipped, None)
+    with pytest.raises(BadFileError, match="not an image"):
+        decode_image(b"\x89PNX" + good[4:], None)
+
+
+def test_png_route_keeps_the_decompression_bomb_guard(monkeypatch):
+    data = png(photo())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 // 2)  # error above 2x the limit
+    assert decoder._decode_png_plain(data, "RGB") is None
+    with pytest.raises(BadFileError, match="decompression bomb"):
+        decode_image(data, None)
+
+
+def test_dct_scales_avoid_the_slow_eighths():
+    # 5/8, 6/8 and 7/8 have no SIMD inverse DCT: a full decode is faster than any of them
+    for height, width, want in [(640, 480, 224), (400, 400, 224), (3000, 2000, 224)]:
+        h, w = decoder._dct_size(height, width, want, want)
+        eighths = {round(8 * h / height), round(8 * w / width)}
+        assert eighths <= {1, 2, 3, 4, 8} and h >= want and w >= want
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop", "pad"])
+def test_jpeg_route_matches_a_full_decode_resized_by_pillow(fit):
+    """Real photos through the DCT-scaled decode and cv2's resize look like Pillow's full
+    decode and bilinear (antialiased) resize: under 1.5% mean difference (cv2's bilinear
+    does not antialias the shrinks under 3x, which adds about one level)."""
+    photos = sorted(DATA.glob("images/*/*.jpg"))
+    assert photos
+    for path in photos:
+        data = path.read_bytes()
+        got = decode_image(data, (224, 224), fit=fit)
+        img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)).convert("RGB"))
+        box = None
+        if fit == "crop":  # the centred square, at sub-pixel precision
+            side = min(img.size)
+            left, top = (img.width - side) / 2, (img.height - side) / 2
+            box = (left, top, left + side, top + side)
+        if fit == "pad":
+            got = decode_image(data, (224, 224), fit="stretch")  # same pixels, no border
+        want = np.asarray(img.resize((224, 224), Image.Resampling.BILINEAR, box=box))
+        assert got.shape == want.shape
+        assert np.abs(got.astype(int) - want).mean() < 3.5, path
+
+
+def test_resize_maps_each_interpolation_to_its_cv2_flag(monkeypatch):
+    flags = []
+    real = cv2.resize
+
+    def spy(array, size, interpolation):
+        flags.append(interpolation)
+        return real(array, size, interpolation=interpolation)
+
+    monkeypatch.setattr(cv2, "resize", spy)
+    small, large = np.zeros((40, 60, 3), np.uint8), np.zeros((400, 600, 3), np.uint8)
+    cases = [
+        ("bilinear", small, (20, 30), [cv2.INTER_LINEAR]),  # under 3x: bilinear taps suffice
+        ("bilinear", large, (100, 150), [cv2.INTER_AREA]),  # 4x: area-averaged
+        ("bilinear", small, (80, 120), [cv2.INTER_LINEAR]),
+        ("bilinear", small, (20, 120), [cv2.INTER_AREA, cv2.INTER_LINEAR]),  # shrink, then grow
+        ("hamming", large, (20, 30), [cv2.INTER_AREA]),
+        ("box", small, (80, 120), [cv2.INTER_AREA]),
+        ("area", small, (20, 30), [cv2.INTER_AREA]),
+        ("nearest", small, (20, 30), [cv2.INTER_NEAREST]),
+        ("bicubic", small, (80, 120), [cv2.INTER_CUBIC]),
+        ("lanczos", small, (30, 45), [cv2.INTER_LANCZOS4]),
+        ("lanczos", large, (30, 45), [cv2.INTER_AREA, cv2.INTER_LANCZOS4]),  # averaged first
+    ]
+    for name, array, (h, w), want in cases:
+        flags.clear()
+        out = decoder._resize(array, h, w, name)
+        assert out.shape == (h, w, 3) and out.flags.c_contiguous and flags == want, name
+    grey = decoder._resize(np.zeros((40, 60, 1), np.uint8), 20, 30, "bilinear")
+    assert grey.shape == (20, 30, 1)  # cv2 drops a single channel's axis: restored
+
+
+def test_opencv_runs_on_the_callers_thread_only():
+    assert cv2.getNumThreads() == 1  # our pool decodes in parallel; cv2's would oversubscribe
+
+
+def test_crop_of_a_reused_decode_buffer_is_a_copy():
+    buf = io.BytesIO()
+    photo(300, 224).save(buf, "JPEG", quality=90)  # the crop box is exactly 224 x 224
+    data = buf.getvalue()
+    first = decode_image(data, (224, 224), fit="crop")
+    kept = first.copy()
+    other = photo(300, 224).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    buf = io.BytesIO()
+    other.save(buf, "JPEG", quality=90)
+    decode_image(buf.getvalue(), (224, 224), fit="crop")  # reuses this thread's buffer
+    assert np.array_equal(first, kept)
+
+
+# --- RGBA (channels=4) and Keras's interpolation names (issue 15) ----------------------------
+def rgba_photo(w: int = 61, h: int = 47) -> np.ndarray:
+    """A gradient with an alpha ramp and a fully transparent corner."""
+    rgb = np.asarray(photo(w, h))
+    alpha = np.tile(np.linspace(0, 255, w).astype(np.uint8), (h, 1))
+    alpha[: h // 4, : w // 4] = 0
+    return np.dstack([rgb, alpha])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
+def test_rgba_keeps_the_files_alpha(fmt):
+    pixels = rgba_photo()
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    out = decode_image(encode(Image.fromarray(pixels), fmt, **kwargs), None, channels=4)
+    assert out.shape == (47, 61, 4) and out.dtype == np.uint8
+    assert np.array_equal(out[..., 3], pixels[..., 3])  # alpha as stored
+    if fmt != "WEBP":  # lossless WebP may change the colour under fully transparent pixels
+        assert np.array_equal(out, pixels)
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("JPEG", "RGB"), ("BMP", "RGB"), ("PNG", "L"),
+                                           ("PNG", "RGB"), ("GIF", "P"), ("JPEG", "L")])  # fmt: skip
+def test_rgba_without_alpha_is_opaque_and_matches_rgb(fmt, mode):
+    data = encode(photo(mode=mode), fmt)
+    rgba = decode_image(data, (30, 40), channels=4)
+    rgb = decode_image(data, (30, 40), channels=3)
+    assert rgba.shape == (30, 40, 4) and (rgba[..., 3] == 255).all()
+    assert np.array_equal(rgba[..., :3], rgb)  # the same decode and resize, plus alpha
+
+
+def test_rgba_of_a_palette_with_transparency_and_of_grey_with_alpha():
+    palette = photo().convert("P")
+    data = encode(palette, "PNG", transparency=0)
+    out = decode_image(data, None, channels=4)
+    transparent = np.asarray(palette) == 0
+    assert transparent.any() and (out[..., 3][transparent] == 0).all()
+    assert (out[..., 3][~transparent] == 255).all()
+    la = Image.fromarray(np.dstack([np.asarray(photo().convert("L")), rgba_photo(120, 90)[..., 3]]),
+                         "LA")  # fmt: skip
+    out = decode_image(encode(la, "PNG"), None, channels=4)
+    assert np.array_equal(out[..., 3], rgba_photo(120, 90)[..., 3])
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+
+
+@pytest.mark.parametrize("fit", ["stretch", "crop", "pad"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "area", "bicubic", "lanczos3"])
+def test_rgba_channels_are_resized_independently(fit, interpolation):
+    pixels = rgba_photo()
+    data = encode(Image.fromarray(pixels), "PNG")
+    out = decode_image(data, (20, 32), channels=4, fit=fit, interpolation=interpolation)
+    assert out.shape == (20, 32, 4)
+    # the colour is the RGB decode's (not premultiplied by alpha), and alpha resizes as grey
+    rgb = decode_image(encode(Image.fromarray(pixels[..., :3]), "PNG"), (20, 32), fit=fit,
+                       interpolation=interpolation)  # fmt: skip
+    alpha = decode_image(encode(Image.fromarray(pixels[..., 3]), "PNG"), (20, 32), channels=1,
+                         fit=fit, interpolation=interpolation)  # fmt: skip
+    # (OpenCV's 4-channel cubic kernels round a few values differently: 1 at most)
+    assert np.abs(out[..., :3].astype(int) - rgb).max() <= 1
+    assert np.abs(out[..., 3:].astype(int) - alpha).max() <= 1
+    if fit == "pad":
+        assert (out[0, :, 3] == 0).all() or (out[:, 0, 3] == 0).all()  # padding: transparent
+
+
+@pytest.mark.parametrize(
+    ("name", "resample"),
+    [
+        ("lanczos3", Image.Resampling.LANCZOS),
+        ("gaussian", Image.Resampling.BILINEAR),
+        ("mitchellcubic", Image.Resampling.BICUBIC),
+    ],
+)
+@pytest.mark.parametrize("size", [(23, 31), (150, 200)])  # shrinking and enlarging
+def test_keras_names_without_an_opencv_filter_are_pillows(name, resample, size):
+    img = photo()
+    out = decode_image(encode(img, "PNG"), size, interpolation=name)
+    want = np.asarray(img.resize(size[::-1], resample))
+    assert np.array_equal(out, want)
+
+
+def test_every_interpolation_name_decodes_and_lanczos5_is_opencvs_widest(monkeypatch):
+    data = encode(photo(), "PNG")
+    for name in decoder.INTERPOLATIONS:
+        out = decode_image(data, (30, 45), interpolation=name)
+        assert out.shape == (30, 45, 3) and out.dtype == np.uint8, name
+    assert decoder.INTERPOLATIONS[:8] == (
+        "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
+        "mitchellcubic",
+    )  # Keras's names first  # fmt: skip
+    flags = []
+    real = cv2.resize
+
+    def spy(array, size, interpolation):
+        flags.append(interpolation)
+        return real(array, size, interpolation=interpolation)
+
+    monkeypatch.setattr(cv2, "resize", spy)
+    decoder._resize(np.zeros((40, 60, 3), np.uint8), 30, 45, "lanczos5")
+    assert flags == [cv2.INTER_LANCZOS4]
+
+
+def test_channels_message_names_the_choices():
+    with pytest.raises(ValueError, match=r"channels must be 1, 3 or 4 .* Received: channels=2"):
+        decode_image(encode(quadrants(), "PNG"), channels=2)

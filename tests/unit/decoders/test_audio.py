@@ -1,14 +1,16 @@
-"""decode_audio / audio_info / logmel: formats, windows, resampling, bad input."""
+"""decode_audio / audio_info / logmel: formats, windows, resampling, bad input, and the fast
+route for 16-bit PCM WAV, which changes no output."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SOURCE_KINDS, source_of
+from support import SOURCE_KINDS, source_of
 
 from bytefeed_helpers.decoders.audio import AUDIO_FORMATS, audio_info, decode_audio, logmel
 from bytefeed_helpers.errors import BadFileError
@@ -287,10 +289,15 @@ def test_truncated_ogg():
 
 
 @pytest.mark.skipif(not CAN_WRITE_MP3, reason="libsndfile < 1.1: no MP3")
-def test_truncated_mp3():
+def test_truncated_mp3_is_the_audio_that_decodes():
+    # An MP3's length (here its Xing count) is an estimate: a cut file holds what decodes,
+    # zero-padded like any short clip, in every window (more in test_audio_lengths.py).
     data = encode(sine(rate=44100, seconds=2.0), 44100, "MP3", "MPEG_LAYER_III")
-    with pytest.raises(BadFileError, match="truncated audio data"):
-        decode_audio(data[: len(data) // 2], 44100, 2.0)
+    cut = data[: len(data) // 2]
+    held = len(decode_audio(cut, None, None))
+    out = decode_audio(cut, 44100, 2.0)
+    assert 0 < held < 88200 and out.shape == (88200,)
+    assert abs(peak_hz(out[:held], 44100) - 440.0) < 5 and not out[held:].any()
 
 
 def test_audioread_fallback_for_formats_libsndfile_cannot_open(tmp_path, monkeypatch):
@@ -368,3 +375,76 @@ def test_logmel_without_top_db_goes_down_to_amin():
 def test_logmel_rejects_3d():
     with pytest.raises(ValueError, match="waveform"):
         logmel(np.zeros((2, 2, 100), np.float32))
+
+
+# --- audio: 16-bit PCM WAV read in one go, without libsndfile ------------------------------------
+def wav(path, channels: int = 1, rate: int = 44100, seconds: float = 1.3, subtype="PCM_16"):
+    import soundfile as sf
+
+    t = np.arange(int(rate * seconds)) / rate
+    x = np.stack([np.sin(2 * np.pi * 440 * t * (c + 1)) * 0.5 for c in range(channels)], -1)
+    sf.write(path, x, rate, subtype=subtype)
+    return path
+
+
+def libsndfile_only(monkeypatch):
+    audio = importlib.import_module("bytefeed_helpers.decoders.audio")
+    monkeypatch.setattr(audio, "_decode_pcm16_wav", lambda *args: None)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("crop", ["start", "center", "random"])
+def test_wav_route_equals_libsndfile(tmp_path, monkeypatch, channels, crop):
+    from bytefeed_helpers.decoders.audio import decode_audio
+
+    audio = importlib.import_module("bytefeed_helpers.decoders.audio")
+    path = wav(tmp_path / "a.wav", channels)
+    kwargs = {"crop": crop, "rng": np.random.default_rng(7)}
+    assert (
+        audio._decode_pcm16_wav(path, 16000, 1.0, crop, np.random.default_rng(7), True) is not None
+    )
+    fast = [decode_audio(path, 16000, 1.0, **kwargs), decode_audio(path, None, None, mono=False)]
+    libsndfile_only(monkeypatch)
+    kwargs["rng"] = np.random.default_rng(7)
+    slow = [decode_audio(path, 16000, 1.0, **kwargs), decode_audio(path, None, None, mono=False)]
+    assert all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
+
+
+def test_wav_route_declines_other_files_and_keeps_the_rng(tmp_path):
+    audio = importlib.import_module("bytefeed_helpers.decoders.audio")
+    for name, subtype in [("u8.wav", "PCM_U8"), ("f.wav", "FLOAT"), ("p24.wav", "PCM_24")]:
+        path = wav(tmp_path / name, subtype=subtype)
+        assert audio._decode_pcm16_wav(path, 16000, 1.0, "start", None, True) is None
+    rng = np.random.default_rng(3)
+    before = rng.bit_generator.state
+    assert audio._decode_pcm16_wav(path, 16000, 1.0, "random", rng, True) is None
+    assert rng.bit_generator.state == before  # libsndfile will draw the same crop
+    cut = tmp_path / "cut.wav"
+    data = wav(tmp_path / "whole.wav").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])  # the header promises more frames than remain
+    with pytest.raises(BadFileError, match="truncated audio data"):
+        audio._decode_pcm16_wav(cut, 16000, 1.0, "start", None, True)
+
+
+def with_chunk_before_data(data: bytes, body: bytes) -> bytes:
+    """A WAV with a ``LIST`` chunk of ``body`` (padded to even length) before its data."""
+    at = data.index(b"data")
+    chunk = b"LIST" + len(body).to_bytes(4, "little") + body + b"\x00" * (len(body) % 2)
+    out = data[:at] + chunk + data[at:]
+    return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(16000, 1.0), (48000, 6.0)])
+def test_wav_route_reads_past_odd_chunks_and_beyond_its_first_read(
+    tmp_path, monkeypatch, rate, seconds
+):
+    from bytefeed_helpers.decoders.audio import decode_audio
+
+    audio = importlib.import_module("bytefeed_helpers.decoders.audio")
+    path = wav(tmp_path / "a.wav", 2, rate, seconds)
+    path.write_bytes(with_chunk_before_data(path.read_bytes(), b"odd"))
+    assert audio._decode_pcm16_wav(path, 16000, 0.5, "center", None, True) is not None
+    fast = [decode_audio(path, 16000, 0.5, crop="center"), decode_audio(path, None, None)]
+    libsndfile_only(monkeypatch)
+    slow = [decode_audio(path, 16000, 0.5, crop="center"), decode_audio(path, None, None)]
+    assert all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))

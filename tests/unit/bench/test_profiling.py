@@ -1,4 +1,4 @@
-"""profile_stream on known workloads, and notebook 05 (no timing is ever asserted)."""
+"""profile_stream on known workloads (no timing is ever asserted)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA
-from conftest import NOTEBOOKS as ROOT_NOTEBOOKS
+from support import DATA
 
 from bytefeed_helpers import build_manifest, image_batches, read_manifest
 from bytefeed_helpers.bench.profiling import STAGES, StageStats, profile_stream
@@ -113,53 +112,6 @@ def test_profile_plots(images):
     p = profile_stream(image_batches(images, 16, SIZE))
     fig = p.plot()
     assert len(fig.axes) == 2 and fig.axes[0].lines and fig.axes[1].patches
-
-
-@pytest.mark.notebook
-def test_05_profile_memory_notebook(tmp_path, kernel_name):
-    import nbformat
-
-    from bytefeed_helpers.notebook.runner import run_notebook
-
-    files, size, sweep = 48, 128, [48, 480]
-    params = {
-        "GENERATE": files,
-        "MIN_SIDE": 100,
-        "MAX_SIDE": 160,
-        "IMAGE_SIZE": size,
-        "BATCH_SIZE": 16,
-        "TIMELINE_FILES": 96,
-        "MEMORY_SIZES": sweep,
-        "PIPELINES": ["bytefeed", "bytefeed+cache", "keras", "preload", "article"],
-        "ROUNDS": 1,
-        "WORK_DIR": str(tmp_path / "work"),
-    }
-    notebook = ROOT_NOTEBOOKS / "05_profile_memory.ipynb"
-    run = run_notebook(notebook, tmp_path, params, kernel_name=kernel_name)
-    r = run.results()
-    assert r["files"] == files and not r["errors"]
-    assert set(r["samples"]) == set(params["PIPELINES"])
-    assert all(n == files for n in r["samples"].values())
-    assert all(v > 0 for v in r["throughput"].values())
-    assert r["timeline_samples"] == {"preload": 96, "article": 96, "bytefeed": 96}
-    assert r["sweep"]["files"] == sweep
-    # preloading holds every decoded image at its peak; the stream's peak does not grow with
-    # the files (its batches in flight are its whole working set)
-    one = size * size * 3 / 1e6
-    assert r["sweep"]["preload"][-1] >= 0.9 * sweep[-1] * one
-    assert r["growth_mb"]["preload"] > r["growth_mb"]["bytefeed"]
-    assert r["growth_mb"]["bytefeed"] < 50
-    assert r["cache_hits"] == files and r["cache_complete"]
-    assert r["profile_samples"] == files and {"read", "decode", "collate"} <= set(r["stage_ms"])
-    assert r["bytefeed_speedup"]["bytefeed"] == pytest.approx(1.0)
-    nb = nbformat.read(run.output, as_version=4)
-    images = sum(
-        "image/png" in o.get("data", {})
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-    assert images >= 5  # memory over time, memory vs size, throughput, stages, cache
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux peak RSS")
