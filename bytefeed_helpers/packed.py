@@ -27,7 +27,7 @@ import os
 import posixpath
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from tqdm.auto import tqdm
 
+from .decoders._fileio import DEFAULT_MAX_FILE_MB, MB, read_file
 from .errors import BadFileError, reason_of
 
 INDEX_NAME = "index.json"
@@ -212,10 +213,17 @@ def read_index(path: str | os.PathLike) -> PackIndex:
 
 
 # --- packing -----------------------------------------------------------------------------------
+# A file larger than the largest decoder's default limit is not packed (recorded as bad).
+_PACK_LIMIT = round(max(DEFAULT_MAX_FILE_MB.values()) * MB)
+
+
 def _read_file(path: str) -> tuple[bytes | None, str]:
     try:
-        with open_path(path, "rb") as fh:
-            return fh.read(), ""
+        if _is_remote(path):
+            with open_path(path, "rb") as fh:
+                return fh.read(), ""
+        # the decoders' checked read: a FIFO or a link to /dev/zero is refused, not read
+        return bytes(read_file(path, _PACK_LIMIT)), ""
     except Exception as exc:  # recorded in the index; the stream reports it like a loose file
         return None, reason_of(exc)
 
@@ -234,7 +242,7 @@ def _example(data: bytes, label: int, path: str, row: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _read_ahead(paths: list[str], workers: int) -> Iterator[tuple[bytes | None, str]]:
+def _read_ahead(paths: Sequence[str], workers: int) -> Iterator[tuple[bytes | None, str]]:
     """Each file's bytes (or None and a reason), in order, read ``workers`` at a time."""
     with ThreadPoolExecutor(workers, thread_name_prefix="bytefeed-pack") as pool:
         for start in range(0, len(paths), _READ_AHEAD):
@@ -346,7 +354,8 @@ def pack(
         writer.close()
     index = PackIndex(
         root, writer.names, writer.sizes, shard, offset, length, sha256, error,
-        list(m.paths), m.labels.copy(), list(m.class_names), dict(m.columns), m.kind,
+        list(m.paths), m.labels.copy(), list(m.class_names),
+        {k: list(v) for k, v in m.columns.items()}, m.kind,
     )  # fmt: skip
     with open_path(index.path, "wb") as fh:
         fh.write(json.dumps(index.to_json(), separators=(",", ":")).encode("utf-8"))

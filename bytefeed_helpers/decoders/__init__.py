@@ -9,7 +9,7 @@ underscore are private helpers (whole-file reads, resampler reuse, scratch buffe
 
 from .audio import AUDIO_FORMATS, audio_info, decode_audio, logmel
 from .image import IMAGE_FORMATS, decode_image, image_info
-from .text import WordTokenizer, decode_text, pad_sequences
+from .text import WordTokenizer, decode_text, pad_sequences, text_info
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -22,4 +22,5 @@ __all__ = [
     "image_info",
     "logmel",
     "pad_sequences",
+    "text_info",
 ]
