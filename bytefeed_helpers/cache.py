@@ -256,7 +256,8 @@ class SampleCache:
         self.disabled = False
         self._lock = threading.Lock()
         self._status = np.zeros(self.rows, np.uint8)
-        self._lengths = np.zeros(self.rows, np.int64) if capacity else None
+        # a length per row exactly when samples are padded to a capacity
+        self._lengths = np.zeros(self.rows, np.int64) if capacity is not None else None
         self._reasons: dict[int, str] = {}
         self._recorded = 0
         self._fd: int | None = None
@@ -290,7 +291,7 @@ class SampleCache:
             if meta.get("key") != self.key or meta.get("rows") != self.rows:
                 return False
             status = np.load(folder / STATUS)
-            lengths = np.load(folder / LENGTHS) if self.capacity else None
+            lengths = np.load(folder / LENGTHS) if self.capacity is not None else None
             fd = None
             if meta.get("shape") is not None:
                 fd = os.open(folder / SAMPLES, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -437,15 +438,14 @@ class SampleCache:
             if array is None:
                 return
             with self._lock:
-                if self._fd is None:
-                    self._create(array)
+                fd = self._fd if self._fd is not None else self._create(array)
             if array.shape != self._shape or array.dtype != self._dtype:
                 self._disable(
                     f"samples differ in shape or dtype ({array.shape} {array.dtype} vs "
                     f"{self._shape} {self._dtype})"
                 )
                 return
-            _pwrite(self._fd, np.ascontiguousarray(array), self._offset + row * self._row_bytes)
+            _pwrite(fd, np.ascontiguousarray(array), self._offset + row * self._row_bytes)
         except OSError as exc:  # disk full, read-only folder...: stream on, uncached
             self._disable(f"cannot write the cache ({reason_of(exc)})")
             return
@@ -463,18 +463,20 @@ class SampleCache:
         if array.dtype.hasobject:
             self._disable("samples hold Python objects")
             return None
-        if self.capacity is None:
+        lengths = self._lengths
+        if self.capacity is None or lengths is None:  # None together (see __init__)
             return array
         if array.ndim != 1 or len(array) > self.capacity:
             self._disable(f"samples are not 1-D of at most {self.capacity} items")
             return None
         padded = np.zeros(self.capacity, array.dtype)
         padded[: len(array)] = array
-        self._lengths[row] = len(array)
+        lengths[row] = len(array)
         return padded
 
-    def _create(self, first: np.ndarray) -> None:
-        """Create the partial folder and a sparse ``samples.npy`` shaped after ``first``."""
+    def _create(self, first: np.ndarray) -> int:
+        """Create the partial folder and a sparse ``samples.npy`` shaped after ``first``;
+        returns the samples file's descriptor (also kept as ``self._fd``)."""
         need = self.rows * first.nbytes
         self.path.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.path).free
@@ -483,8 +485,9 @@ class SampleCache:
         target = self.path / SAMPLES
         mm = np.lib.format.open_memmap(target, "w+", first.dtype, (self.rows, *first.shape))
         del mm  # only its header was written; the rest stays a sparse file until rows land
-        self._fd = os.open(target, os.O_RDWR | getattr(os, "O_BINARY", 0))
-        self._set_layout(self._fd, first.shape, first.dtype)
+        fd = self._fd = os.open(target, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        self._set_layout(fd, first.shape, first.dtype)
+        return fd
 
     def _mark(self, row: int, state: int) -> None:
         with self._lock:

@@ -13,22 +13,31 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from . import order, stages
-from .errors import BadFileError, BytefeedWarning, SkippedFile, reason_of, write_error_report
+from .errors import (
+    BadFileError,
+    BytefeedWarning,
+    SkippedFile,
+    TooManyBadFiles,
+    reason_of,
+    warn,
+    write_error_report,
+)
 from .options import StreamOptions
 from .sources import Source
+from .workers import Workers
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,14 @@ class Collate:
 
     def __call__(self, samples: list[Any]) -> np.ndarray:
         return self.fn(samples)
+
+    def lengths(self, samples: Sequence[Any]) -> np.ndarray | None:
+        """Each sample's own length (``len``, its first axis), ``int32 [B]``, for a collate
+        that pads samples of different lengths (what a model masks with); None when every
+        sample has one shape."""
+        if self.same_shape:
+            return None
+        return np.fromiter((len(s) for s in samples), np.int32, len(samples))
 
 
 def _stack(samples: Sequence[np.ndarray]) -> np.ndarray:
@@ -112,6 +129,10 @@ class Batch:
     paths: list[str]
     slot: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: ``float32 [B]`` under ``batch_policy="pad"``: 1 for real samples, 0 for padding rows
+    weights: np.ndarray | None = None
+    #: ``int32 [B]``: each sample's length before a padding collate (``Collate.lengths``)
+    lengths: np.ndarray | None = None
 
     @property
     def empty(self) -> bool:
@@ -168,12 +189,17 @@ class BatchEngine:
         self.batch_size = options.batch_size
         self.shuffle = bool(options.shuffle)
         seed = options.seed
-        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
+        self.seed = secrets.randbits(31) if seed is None else int(seed)
         self.drop_remainder = bool(options.drop_remainder)
         self.on_error = options.on_error
         self.workers = max(1, int(options.workers or os.cpu_count() or 1))
         self.prefetch = max(1, int(options.prefetch or 2 * self.workers))
         self.shard = options.shard
+        self.max_error_rate = options.max_error_rate
+        self.batch_policy = options.batch_policy
+        self.label_mode = options.label_mode
+        self._check_label_mode()
+        self._sample_spec: tuple[tuple[int, ...], np.dtype] | None = None  # for padding
         self.augment = options.augment
         self.training = options.is_training
         self.augment_enabled = True
@@ -185,6 +211,10 @@ class BatchEngine:
         self._epoch_skips: collections.Counter[int] = collections.Counter()
         self._summarised: set[int] = set()
         self._recorded: set[tuple[int, str]] = set()
+        self._fingerprint: str | None = None
+        # A state saved by another shard layout resumes its epoch from a global position in
+        # samples: (epoch, samples consumed, this shard's first slot); see ``_restore``.
+        self._elastic: tuple[int, int, int] | None = None
         # the stage hook: a ``stages.StageSink`` (profiling sets one) that the worker threads
         # and the decoders report their steps to while building batches
         self.stats: stages.StageSink | None = None
@@ -204,7 +234,22 @@ class BatchEngine:
     def slot_rows(self, epoch: int, slot: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Rows of this shard's batch number ``slot`` in ``epoch`` (``rows``: its order)."""
         rows = self.epoch_order(epoch) if rows is None else rows
+        if self._elastic is not None and self._elastic[0] == epoch:
+            _, consumed, first = self._elastic  # the epoch's rest, batched from ``consumed``
+            return order.slot_rows(rows[consumed:], slot - first, self.batch_size, self.shard)
         return order.slot_rows(rows, slot, self.batch_size, self.shard)
+
+    def samples_consumed(self, epoch: int, slot: int) -> int:
+        """Samples of ``epoch``'s global order consumed by all shards together once every
+        shard has taken its first ``slot`` batches (shards step together in data-parallel
+        training): the position a state saved here resumes from on any number of shards."""
+        consumed, first = 0, 0
+        if self._elastic is not None and self._elastic[0] == epoch:
+            _, consumed, first = self._elastic
+        if slot >= len(self):
+            return len(self.source)
+        taken = max(0, slot - first) * self.shard[1] * self.batch_size
+        return min(len(self.source), consumed + taken)
 
     # --- building one batch (runs in a worker thread) -------------------------------------
     def build(
@@ -213,17 +258,26 @@ class BatchEngine:
         slot: int,
         perm: np.ndarray | None = None,
         part: tuple[int, int] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Batch:
         """Decode, collate and (when training) augment batch ``slot`` of ``epoch``.
 
         ``part=(i, k)``: only the ``i``-th of ``k`` consecutive pieces of the batch's rows,
         decoded and collated but not augmented (``_join`` puts the pieces together).
+        ``cancel``: once set, the build stops before its next file (the stream was closed or
+        interrupted).
         """
         with stages.reporting_to(self.stats):  # the decoders report their own steps
-            return self._build(epoch, slot, perm, part)
+            batch = self._build(epoch, slot, perm, part, cancel)
+        return batch if part is not None else self._shaped(batch)
 
     def _build(
-        self, epoch: int, slot: int, perm: np.ndarray | None, part: tuple[int, int] | None
+        self,
+        epoch: int,
+        slot: int,
+        perm: np.ndarray | None,
+        part: tuple[int, int] | None,
+        cancel: threading.Event | None,
     ) -> Batch:
         rows = self.slot_rows(epoch, slot, perm).tolist()
         if part is not None:
@@ -234,13 +288,15 @@ class BatchEngine:
             x = self.store.read_batch(rows)  # a cache's stored rows, stacked as they are read
             if x is not None:
                 laps.lap("decode", len(rows))  # as when cached rows come one by one
-                y = np.asarray([self.source.labels[r] for r in rows], dtype=np.int32)
+                y = self._targets([self.source.labels[r] for r in rows])
                 paths = [self.source.path(r) for r in rows]
                 if part is None:
                     x = self._finish(x, epoch, slot, laps)
-                return Batch(x, y.reshape(-1), paths, slot)
+                return Batch(x, y, paths, slot)
         samples, labels, paths, skipped = [], [], [], []
         for row in rows:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             path = self.source.path(row)
             try:
                 sample = self._decode_row(row, epoch)
@@ -252,7 +308,7 @@ class BatchEngine:
             samples.append(sample)
             labels.append(self.source.labels[row])
             paths.append(path)
-        y = np.asarray(labels, dtype=np.int32).reshape(-1)
+        y = self._targets(labels)
         laps.lap("decode", len(rows))
         if not samples:
             return Batch(None, y, paths, slot, skipped)
@@ -260,7 +316,33 @@ class BatchEngine:
         laps.lap("collate", len(samples))
         if part is None:
             x = self._finish(x, epoch, slot, laps)
-        return Batch(x, y, paths, slot, skipped)
+        return Batch(x, y, paths, slot, skipped, lengths=self.collate.lengths(samples))
+
+    def _targets(self, labels: list[Any]) -> np.ndarray:
+        """``y`` of a batch under ``label_mode``: ``int32 [B]`` ids ("int", and None, where
+        the stream yields no ``y``), one-hot ``float32 [B, C]`` ("categorical") or
+        ``float32 [B, 1]`` ("binary")."""
+        ids = np.asarray(labels, dtype=np.int32).reshape(-1)
+        if self.label_mode == "categorical":
+            return np.eye(len(self.source.class_names), dtype=np.float32)[ids]
+        if self.label_mode == "binary":
+            return ids.astype(np.float32).reshape(-1, 1)
+        return ids
+
+    def _check_label_mode(self) -> None:
+        mode, classes = self.label_mode, len(self.source.class_names)
+        if mode not in ("categorical", "binary"):
+            return
+        if mode == "binary" and classes != 2:
+            raise ValueError(
+                "label_mode='binary' needs exactly 2 classes; use 'categorical' or 'int' for "
+                f"more. Received: label_mode='binary' with {classes} classes"
+            )
+        if len(self.source) and int(np.min(self.source.labels)) < 0:
+            raise ValueError(
+                f"label_mode={mode!r} needs a label on every row, and this source has "
+                "unlabelled rows (label -1); use label_mode='int' or None"
+            )
 
     def _decode_row(self, row: int, epoch: int) -> Any:
         """Row ``row``'s sample: from the store when it holds it, else decoded (and stored)."""
@@ -293,7 +375,36 @@ class BatchEngine:
         laps = _Laps(self.stats)
         x = xs[0] if len(xs) == 1 else np.concatenate(xs)
         laps.lap("collate", len(x))
-        return Batch(self._finish(x, epoch, slot, laps), y, paths, slot, skipped)
+        return self._shaped(Batch(self._finish(x, epoch, slot, laps), y, paths, slot, skipped))
+
+    def _shaped(self, batch: Batch) -> Batch:
+        """The batch under the batch policy: as built (``"short"``), or padded to exactly
+        ``batch_size`` rows with zeros and weighted 1 for real samples, 0 for padding
+        (``"pad"``: one shape for XLA and JAX, which compile a step per batch shape)."""
+        if self.batch_policy != "pad":
+            return batch
+        if batch.x is not None:
+            self._sample_spec = (batch.x.shape[1:], batch.x.dtype)
+        elif self._sample_spec is None:  # no sample seen yet to take a shape from
+            return batch
+        shape, dtype = self._sample_spec
+        real = 0 if batch.x is None else len(batch.x)
+        if batch.x is not None and real == self.batch_size:
+            return replace(batch, weights=np.ones(real, np.float32))
+        x = np.zeros((self.batch_size, *shape), dtype)
+        if batch.x is not None:
+            x[:real] = batch.x
+        y = np.zeros((self.batch_size, *batch.y.shape[1:]), batch.y.dtype)
+        y[:real] = batch.y
+        weights = np.zeros(self.batch_size, np.float32)
+        weights[:real] = 1.0
+        paths = [*batch.paths, *[""] * (self.batch_size - real)]
+        lengths = None
+        if not self.collate.same_shape:
+            lengths = np.zeros(self.batch_size, np.int32)  # padding rows have no length
+            if batch.lengths is not None:
+                lengths[:real] = batch.lengths
+        return replace(batch, x=x, y=y, paths=paths, weights=weights, lengths=lengths)
 
     def _finish(
         self, x: np.ndarray, epoch: int, slot: int, laps: _Laps | None = None
@@ -344,35 +455,47 @@ class BatchEngine:
                 self.record(epoch, batch)
                 yield batch
             return
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"bytefeed-{self.name}")
+        pool = Workers(self.workers, f"bytefeed-{self.name}")
         pending: collections.deque[Future[Batch]] = collections.deque()
         # The last batches of an epoch are split between the workers: built whole, the last
         # one would keep one worker busy while the others idle (with 4 batches of camera
         # photos on 2 cores, a quarter of the epoch).
         split = self.workers if self.workers > 1 and self.collate.same_shape else 1
+        cancel = threading.Event()
+        wait = True
         try:
             while next_slot < n or pending:
                 while next_slot < n and len(pending) < self.prefetch:
                     if split > 1 and n - next_slot <= self.workers:
                         pieces = [
-                            pool.submit(self.build, epoch, next_slot, perm, (i, split))
+                            pool.submit(self.build, epoch, next_slot, perm, (i, split), cancel)
                             for i in range(split)
                         ]
                         # joined (and augmented) on a worker, not on the training thread; the
                         # pieces are queued first, so the join waits only on running ones
                         pending.append(pool.submit(self._join, pieces, epoch))
                     else:
-                        pending.append(pool.submit(self.build, epoch, next_slot, perm))
+                        pending.append(
+                            pool.submit(self.build, epoch, next_slot, perm, None, cancel)
+                        )
                     next_slot += 1
                 laps = _Laps(self.stats)
                 batch = pending.popleft().result()
                 laps.lap("wait", 1)  # time the consumer waited for the batch
                 self.record(epoch, batch)
                 yield batch
+        except GeneratorExit:  # closed: a loop broke off, or the stream was dropped
+            raise
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt), or an error: return at once; the workers stop
+            # before their next file, so no thread outlives the current files.
+            wait = False
+            raise
         finally:
+            cancel.set()
             for fut in pending:
                 fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=wait)
 
     def _reads_inline(self) -> bool:
         """Whether this epoch's batches are built in the calling thread, without workers.
@@ -390,7 +513,13 @@ class BatchEngine:
 
     def record(self, epoch: int, batch: Batch) -> None:
         """Add a batch's skipped files to ``errors``, once per file and epoch (a batch built
-        twice, e.g. read ahead and then read again, adds nothing new)."""
+        twice, e.g. read ahead and then read again, adds nothing new).
+
+        Raises ``TooManyBadFiles`` once more of the epoch's files have failed than
+        ``max_error_rate`` of them (counted against the whole epoch, so the verdict does not
+        depend on the order the files come in): a folder of the wrong files, or a setting
+        that fails every file, stops the stream instead of training on almost nothing.
+        """
         if not batch.skipped:
             return
         with self._lock:
@@ -399,6 +528,23 @@ class BatchEngine:
                     self._recorded.add((epoch, path))
                     self.errors.append(SkippedFile(path, reason, epoch))
                     self._epoch_skips[epoch] += 1
+            failed = self._epoch_skips[epoch]
+        if self.max_error_rate is not None and failed > self.max_error_rate * self.epoch_rows():
+            raise self._budget_error(epoch, failed)
+
+    def epoch_rows(self) -> int:
+        """Files this shard reads in one epoch."""
+        return order.shard_rows(len(self.source), self.batch_size, self.drop_remainder, self.shard)
+
+    def _budget_error(self, epoch: int, failed: int) -> TooManyBadFiles:
+        reasons = collections.Counter(e.reason for e in self.errors if e.epoch == epoch)
+        common = "; ".join(f"{reason!r} x {n}" for reason, n in reasons.most_common(3))
+        return TooManyBadFiles(
+            f"{self.name}: {failed} of the {self.epoch_rows()} files of epoch {epoch} failed, "
+            f"more than max_error_rate={self.max_error_rate} allows. Most common reasons: "
+            f"{common}. Fix or remove those files (stream.errors lists them), or pass a higher "
+            "max_error_rate (None: no limit)."
+        )
 
     def end_epoch(self) -> None:
         """Close the current epoch: warn once about its skips, move the cursor on."""
@@ -420,11 +566,10 @@ class BatchEngine:
         skipped = self._epoch_skips.get(epoch, 0)
         if skipped and epoch not in self._summarised:
             self._summarised.add(epoch)
-            warnings.warn(
+            warn(  # at the user's line (the cell that ran the epoch), not this one
                 f"{self.name}: skipped {skipped} bad file(s) in epoch {epoch} "
                 f"(stream.errors lists them; stream.write_errors(path) saves a CSV)",
                 BytefeedWarning,
-                stacklevel=4,
             )
 
     def write_errors(self, path: str | os.PathLike) -> int:
@@ -443,20 +588,34 @@ class BatchEngine:
             "seed": self.seed,
             "epoch": epoch,
             "position": slot,
+            "samples": self.samples_consumed(epoch, slot),
             "shard": list(self.shard),
             "rows": len(self.source),
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
-            "source": self.source.fingerprint()[:16],
+            "source": self.fingerprint(),
         }
 
+    def fingerprint(self) -> str:
+        """The source's fingerprint (computed once: a source does not change under a stream)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.source.fingerprint()[:16]
+        return self._fingerprint
+
     def _restore(self, state: dict) -> None:
+        """Continue where ``state`` stopped.
+
+        On the shard it was saved on, exactly at its batch. On another number of shards (a job
+        restarted on another number of workers: ``shard=(j, M)`` where the state says
+        ``(i, N)``, ``M != N``), from the global position in samples that all shards had reached
+        together: the rest of that epoch is batched afresh and dealt to the ``M`` shards,
+        so together they take every remaining sample once; later epochs are as usual.
+        """
         expected = {
             "rows": len(self.source),
             "batch_size": self.batch_size,
-            "shard": list(self.shard),
             "shuffle": self.shuffle,
-            "source": self.source.fingerprint()[:16],
+            "source": self.fingerprint(),
         }
         for key, value in expected.items():
             if key in state and state[key] != value:
@@ -464,13 +623,43 @@ class BatchEngine:
                     f"resume state does not fit this stream: {key} was {state[key]!r}, "
                     f"now {value!r}"
                 )
+        saved = list(state.get("shard", self.shard))
+        if saved[1:] == [self.shard[1]] and saved != list(self.shard):
+            # the same layout resumes shard by shard: another shard's state is a mix-up
+            raise ValueError(
+                f"resume state does not fit this stream: shard was {saved!r}, now "
+                f"{list(self.shard)!r} (on the same number of shards each resumes its own state)"
+            )
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
-        if not 0 <= self.position <= len(self):
-            raise ValueError(f"resume position {self.position} outside 0..{len(self)}")
+        if saved == list(self.shard):
+            self.position = int(state["position"])
+            if not 0 <= self.position <= len(self):
+                raise ValueError(f"resume position {self.position} outside 0..{len(self)}")
+        else:
+            if "samples" not in state:
+                raise ValueError(
+                    f"resume state was saved on shard {state['shard']} by an older version "
+                    f"without a position in samples; it resumes only on that shard, not {list(self.shard)}"
+                )
+            self._resume_elastic(int(state["samples"]))
         if self.position == len(self):  # saved after an epoch's last batch: start the next
             self.epoch, self.position = self.epoch + 1, 0
+
+    def _resume_elastic(self, consumed: int) -> None:
+        n = len(self.source)
+        if not 0 <= consumed <= n:
+            raise ValueError(f"resume position {consumed} samples outside 0..{n}")
+        rest = order.shard_slots(
+            order.global_slots(n - consumed, self.batch_size, self.drop_remainder), self.shard
+        )
+        first = len(self) - rest  # this shard's slots of the rest end where its epoch ends
+        self._elastic = (self.epoch, consumed, first)
+        self.position = first
+
+
+class _Cancelled(Exception):
+    """A batch build stopped because its stream was closed or interrupted."""
 
 
 class _Laps:

@@ -43,3 +43,13 @@ def slot_rows(order: np.ndarray, slot: int, batch_size: int, shard: tuple[int, i
     """Rows of shard ``shard``'s batch ``slot`` in an epoch whose global order is ``order``."""
     g = global_batch(slot, shard)
     return order[g * batch_size : (g + 1) * batch_size]
+
+
+def shard_rows(rows: int, batch_size: int, drop_remainder: bool, shard: tuple[int, int]) -> int:
+    """Rows that shard ``shard`` reads in one epoch (the rows of its batches)."""
+    total = global_slots(rows, batch_size, drop_remainder)
+    taken = shard_slots(total, shard)
+    if taken == 0:
+        return 0
+    last = global_batch(taken - 1, shard)  # this shard's last global batch
+    return (taken - 1) * batch_size + min(batch_size, rows - last * batch_size)

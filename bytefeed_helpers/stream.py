@@ -7,9 +7,11 @@ paths share the engine's prefetching workers, its error records and its cursor.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import keras
@@ -21,13 +23,19 @@ from .errors import BadFileError, SkippedFile
 from .options import Kind, StreamOptions
 from .sources import as_source
 
+#: ``(x, lengths) -> model inputs``: the last step of a batch, after augmentation and
+#: features (``lengths`` is ``Batch.lengths``, None for same-shape samples).
+ModelInputs = Callable[[Any, np.ndarray | None], Any]
+
 
 class Stream(keras.utils.PyDataset):
     """Batches of one kind of file, decoded lazily in parallel; an epoch per iteration.
 
     Iterating yields one epoch of ``(x, y)`` NumPy batches (``(x, y, paths)`` with
-    ``with_paths=True``), ``y`` ``int32 [B]`` label ids (``-1`` for unlabelled rows); the
-    next iteration yields the next epoch, reshuffled. ``len(stream)`` is the number of
+    ``with_paths=True``; ``(x, y, sample_weight)`` with ``batch_policy="pad"``; ``x`` alone
+    with ``label_mode=None``), ``y`` by ``label_mode``: ``int32 [B]`` label ids (``-1`` for
+    unlabelled rows, the default "int"), one-hot ``float32 [B, C]`` ("categorical") or
+    ``float32 [B, 1]`` ("binary"); the next iteration yields the next epoch, reshuffled. ``len(stream)`` is the number of
     batches per epoch. A batch holds only good samples: it comes out short by the files that
     were skipped (a batch whose every file failed is left out when iterating; Keras, which
     asks by index, gets the next batch that has a good file instead). Skipped files are in
@@ -47,7 +55,13 @@ class Stream(keras.utils.PyDataset):
         self.options: dict = {}  # the front-end's decoding settings (image size, rate, ...)
         self.cache: SampleCache | None = None
         self.tokenizer: Any = None  # text streams: what maps a document to token ids
-        self._live: Iterator[Batch] | None = None  # prefetching sequence for Keras' requests
+        # what the model gets from a batch's x and its samples' lengths (a channel axis, a
+        # dict with the lengths); None: x as it is. Set by ``make_stream(inputs=...)``.
+        self.inputs: ModelInputs | None = None
+        self._live: Generator[Batch, None, None] | None = (
+            None  # prefetching sequence for Keras' requests
+        )
+        self._iterator: weakref.ref[Generator[tuple, None, None]] | None = None  # plain loop
         self._live_next = -1  # global batch position it yields next
         self._peeked: dict[int, Batch] = {}  # batches asked for outside a Keras epoch
         self._keras_epoch_open = False
@@ -122,18 +136,80 @@ class Stream(keras.utils.PyDataset):
 
         return to_tf_dataset(self, **kwargs)
 
+    # --- Keras' own parallelism knobs ------------------------------------------------------
+    # Every PyDataset has ``workers`` and ``use_multiprocessing``. Keras would read a stream
+    # from several threads (batches out of order) or processes (each with its own cursor:
+    # duplicated and missing samples); the stream's engine already decodes on its own
+    # threads, so these stay at 1 and False.
+    @property
+    def workers(self) -> int:
+        return 1
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        if value not in (None, 1):
+            raise ValueError(
+                "workers must stay 1 on a bytefeed stream: Keras's own workers would read its "
+                "batches out of order. The stream decodes on its own threads: pass workers=N "
+                f"when building it ({self.engine.workers} now). Received: workers={value!r}"
+            )
+
+    @property
+    def use_multiprocessing(self) -> bool:
+        return False
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if value:
+            raise ValueError(
+                "use_multiprocessing must stay False on a bytefeed stream: each process would "
+                "keep its own cursor and the epoch would repeat and miss samples. The stream "
+                f"decodes on its own threads. Received: use_multiprocessing={value!r}"
+            )
+
     # --- plain iteration ------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple]:
-        """The rest of the current epoch (all of it, unless a loop broke off earlier)."""
+        """The rest of the current epoch (all of it, unless a loop broke off earlier).
+
+        One iterator at a time: a second one while the first is live (started and not
+        finished) would share the cursor and hand out the same batches twice, so it raises
+        RuntimeError instead. An iterator made but never started is superseded by a newer
+        one (``tqdm.auto`` makes one it never uses) and raises if it is started later.
+        """
+        live = self._iterator() if self._iterator is not None else None
+        if live is not None and inspect.getgeneratorstate(live) in _LIVE:
+            raise RuntimeError(
+                "this stream is already being iterated: a second live iterator would share its "
+                "cursor and repeat batches. Finish or close() the first iterator, or build a "
+                "second stream for a second reader."
+            )
+        iterator = self._epoch()
+        self._iterator = weakref.ref(iterator)
+        return iterator
+
+    def _epoch(self) -> Generator[tuple, None, None]:
+        current = self._iterator() if self._iterator is not None else None
+        superseded = current is None or inspect.getgeneratorstate(current) != inspect.GEN_RUNNING
+        del current  # a reference to itself would keep a dropped iterator (and its threads) alive
+        if superseded:
+            raise RuntimeError(
+                "this iterator was superseded by a newer iterator over the same stream before "
+                "it started; iterate the newer one"
+            )
         self._drop_live()
         self._peeked, self._requests = {}, []
         for batch in self.engine.batches():
             yield self._format(batch)
 
-    def _format(self, batch: Batch) -> tuple:
+    def _format(self, batch: Batch) -> Any:
+        x = batch.x if self.inputs is None else self.inputs(batch.x, batch.lengths)
         if self.with_paths:
-            return batch.x, batch.y, np.asarray(batch.paths, dtype=object)
-        return batch.x, batch.y
+            return x, batch.y, np.asarray(batch.paths, dtype=object)
+        if self.engine.label_mode is None:  # inputs only, as Keras's label_mode=None
+            return x
+        if batch.weights is not None:  # batch_policy="pad": Keras reads (x, y, sample_weight)
+            return x, batch.y, batch.weights
+        return x, batch.y
 
     # --- Keras' indexed access ------------------------------------------------------------
     # Keras reads a PyDataset by index, but the stream already reshuffles each epoch from its
@@ -229,6 +305,9 @@ class Stream(keras.utils.PyDataset):
         self.close()
 
 
+_LIVE = (inspect.GEN_RUNNING, inspect.GEN_SUSPENDED)
+
+
 def make_stream(
     manifest: Any,
     decode: Decoder,
@@ -238,6 +317,7 @@ def make_stream(
     kind: Kind,
     settings: dict[str, Any] | None = None,
     postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    inputs: ModelInputs | None = None,
 ) -> Stream:
     """Build a ``Stream`` over ``manifest`` (a ``Manifest``, a manifest file or a source).
 
@@ -246,7 +326,8 @@ def make_stream(
     decoding settings as ``stream.options`` (for caches, the TensorFlow pipeline and
     predicting single files the same way). ``options.cache`` (a folder) keeps decoded samples
     on disk after the first epoch (``bytefeed_helpers.cache``); ``stream.cache`` is the
-    ``SampleCache``, or None.
+    ``SampleCache``, or None. ``inputs(x, lengths)`` shapes each batch's ``x`` for the model
+    last of all (``stream.inputs``; ``training.decode_files`` applies it too).
     """
     source = as_source(manifest, kind)
     name = f"{kind}_batches"
@@ -261,10 +342,11 @@ def make_stream(
     stream = Stream(engine, with_paths=options.with_paths, kind=kind)
     stream.options = dict(settings or {})
     stream.cache = sample_cache
+    stream.inputs = inputs
     return stream
 
 
-def _sequence(engine: BatchEngine, g: int) -> Iterator[Batch]:
+def _sequence(engine: BatchEngine, g: int) -> Generator[Batch, None, None]:
     """Batches from global position ``g`` on, across epochs. A module function, so the
     generator holds no reference to its Stream: a dropped stream is freed at once, and its
     worker threads with it."""
