@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ Pair = float | tuple[float, float]
 
 def _pair(value: Pair, name: str) -> tuple[float, float]:
     """``v`` -> ``(v, v)``; a pair stays a pair; both must be >= 0."""
-    pair = (value, value) if np.isscalar(value) else tuple(value)
+    # a pair (or any iterable) is taken as given; a number, Python or NumPy, is doubled
+    pair = tuple(value) if isinstance(value, Iterable) else (value, value)
     if len(pair) != 2 or min(pair) < 0:
         raise ValueError(f"{name} must be a number >= 0 or a pair of them, not {value!r}")
     return float(pair[0]), float(pair[1])
@@ -425,7 +426,8 @@ def _bands(rng: np.random.Generator, b: int, size: int, count: int, width: int) 
     starts = rng.integers(0, size - widths + 1)
     pos = np.arange(size)
     inside = (pos >= starts[..., None]) & (pos < (starts + widths)[..., None])
-    return inside.any(axis=1)
+    # [B, count, size] -> [B, size]; np.any, as the method's stub also allows a NumPy scalar
+    return np.any(inside, axis=1)
 
 
 def time_augment(

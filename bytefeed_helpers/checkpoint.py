@@ -109,7 +109,8 @@ class StreamCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._trained = batch + 1
-        if self.save_freq != "epoch" and self._trained % self.save_freq == 0:
+        # __init__ allowed only "epoch" or a positive int: an int means "every N batches"
+        if isinstance(self.save_freq, int) and self._trained % self.save_freq == 0:
             # Keras reads ahead of training: ask the stream where the trained batches end
             self._save(self.stream.keras_state(self._trained))
 

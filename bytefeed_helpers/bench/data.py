@@ -52,7 +52,9 @@ def _crop(rng: np.random.Generator, photo: np.ndarray, w: int, h: int) -> Image.
     scale = max(rng.uniform(0.8, 1.25), w / pw, h / ph)  # never smaller than the tile
     img = Image.fromarray(photo)
     if abs(scale - 1) > 1e-3:
-        img = img.resize((max(w, round(pw * scale)), max(h, round(ph * scale))), Image.BILINEAR)
+        img = img.resize(
+            (max(w, round(pw * scale)), max(h, round(ph * scale))), Image.Resampling.BILINEAR
+        )
     x = int(rng.integers(0, img.width - w + 1))
     y = int(rng.integers(0, img.height - h + 1))
     img = img.crop((x, y, x + w, y + h))

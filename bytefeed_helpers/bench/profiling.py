@@ -263,7 +263,7 @@ class StreamProfile:
             f"  memory (RSS) start {self.rss_start / MB:.1f} MB, peak "
             f"{self.rss_peak_growth / MB:+.1f} MB, end {self.rss_growth / MB:+.1f} MB",
         ]
-        if self.py_peak is not None:
+        if self.py_peak is not None and self.py_growth is not None:  # set together
             lines.append(
                 f"  tracemalloc  peak {self.py_peak / MB:+.1f} MB, "
                 f"growth {self.py_growth / MB:+.1f} MB"
@@ -390,13 +390,14 @@ def profile_stream(
     the pipeline's own.
     """
     engine = stream.engine if isinstance(stream, Stream) else None
-    is_bytefeed = engine is not None
     name = name or (
         f"{stream.kind}_batches" if isinstance(stream, Stream) else type(stream).__name__
     )
     stats = StageStats()
-    skipped0 = len(engine.errors) if is_bytefeed else 0
-    hooks = _stage_hooks(engine, stats) if (is_bytefeed and stages) else contextlib.nullcontext()
+    skipped0 = len(engine.errors) if engine is not None else 0
+    hooks = (
+        _stage_hooks(engine, stats) if (engine is not None and stages) else contextlib.nullcontext()
+    )
     tracing = trace_python and not tracemalloc.is_tracing()
     if tracing:
         tracemalloc.start()
@@ -442,14 +443,14 @@ def profile_stream(
         rss_end=mem.end,
         timeline_s=np.asarray(mem.times),
         timeline_rss=np.asarray(mem.values),
-        stages=_stage_seconds(stats) if (is_bytefeed and stages) else {},
+        stages=_stage_seconds(stats) if (engine is not None and stages) else {},
         read_bytes=stats.read_bytes
-        if (is_bytefeed and stages and "read" in stats.seconds)
+        if (engine is not None and stages and "read" in stats.seconds)
         else None,
         py_peak=(py_peak - py0) if trace_python else None,
         py_growth=(py_now - py0) if trace_python else None,
-        workers=engine.workers if is_bytefeed else None,
-        skipped=(len(engine.errors) - skipped0) if is_bytefeed else 0,
+        workers=engine.workers if engine is not None else None,
+        skipped=(len(engine.errors) - skipped0) if engine is not None else 0,
         cache_hits=getattr(cache, "hits", None),
     )
 

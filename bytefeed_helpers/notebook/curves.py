@@ -122,7 +122,9 @@ def collect_predictions(
     """
     old_paths, old_augment = stream.with_paths, stream.engine.augment_enabled
     stream.with_paths, stream.augment_enabled = True, False
-    y_true, y_pred, paths = [], [], []
+    y_true: list[np.ndarray] = []
+    y_pred: list[np.ndarray] = []
+    paths: list[str] = []
     try:
         bar = tqdm(stream, total=len(stream), desc="predict", delay=2, disable=not progress)
         for x, y, batch_paths in bar:

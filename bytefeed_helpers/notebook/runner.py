@@ -64,7 +64,7 @@ def run_notebook(
     start = time.perf_counter()
     error = None
     try:
-        with _inline_figures():
+        with _kernel_environment():
             papermill.execute_notebook(
                 str(src),
                 str(out / src.name),
@@ -73,6 +73,7 @@ def run_notebook(
                 cwd=str(src.parent),
                 progress_bar=False,
                 execution_timeout=timeout,
+                extra_arguments=list(KERNEL_ARGS),
             )
     except Exception as exc:  # papermill saves the failing copy; report it
         if raise_on_error:
@@ -83,22 +84,77 @@ def run_notebook(
     return NotebookRun(src.stem, out / src.name, results, time.perf_counter() - start, error)
 
 
-@contextlib.contextmanager
-def _inline_figures() -> Iterator[None]:
-    """Let the kernel draw figures into the notebook, whatever MPLBACKEND the caller set.
+#: The kernel's environment, set by ``run_notebook`` and by ``make lab``'s kernel spec
+#: (``write_kernelspec``). TensorFlow's and gRPC's C++ runtimes log at start-up and while a
+#: tf.data service runs; their warnings and errors stay (a value already in the environment
+#: wins, so ``TF_CPP_MIN_LOG_LEVEL=0`` still debugs), their information lines go. Figures are
+#: drawn into the notebook whatever ``MPLBACKEND`` the caller set (``Agg`` in CI would leave
+#: the executed notebooks without them).
+KERNEL_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "GRPC_VERBOSITY": "ERROR",
+}
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
-    The kernel inherits this process's environment; a headless ``MPLBACKEND=Agg`` there would
-    leave the executed notebooks without their figures.
-    """
-    saved = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+#: What the kernel is started with. Some of TensorFlow's C++ lines are written before its
+#: logging reads ``TF_CPP_MIN_LOG_LEVEL`` ("All log messages before absl::InitializeLog()",
+#: oneDNN, "Could not find cuda drivers" on a CPU machine): no setting silences them. With
+#: ``capture_fd_output`` off, what native libraries write to the process's own stderr goes to
+#: the terminal that started the kernel (papermill's, JupyterLab's) instead of into the
+#: notebook; Python's ``sys.stderr`` (warnings, tracebacks) still reaches the notebook.
+KERNEL_ARGS = ("--IPKernelApp.capture_fd_output=False",)
+
+
+def kernel_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a notebook kernel gets: ``base`` (default ``os.environ``) with
+    ``KERNEL_ENV``'s defaults filled in and the inline figure backend."""
+    env = dict(os.environ if base is None else base)
+    for name, value in KERNEL_ENV.items():
+        env.setdefault(name, value)
+    env["MPLBACKEND"] = INLINE_BACKEND
+    return env
+
+
+@contextlib.contextmanager
+def _kernel_environment() -> Iterator[None]:
+    """Set ``kernel_environment()`` in this process while a kernel starts (it inherits it)."""
+    saved = dict(os.environ)
+    os.environ.update(kernel_environment())
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = saved
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def write_kernelspec(folder: str | os.PathLike, name: str = KERNEL_NAME) -> Path:
+    """Write a Jupyter kernel spec ``folder/kernels/<name>/kernel.json`` that starts this
+    interpreter's kernel the way ``run_notebook`` does (``KERNEL_ENV``, ``KERNEL_ARGS``).
+
+    ``make lab`` writes it under ``build/jupyter`` and puts that folder first on
+    ``JUPYTER_PATH``, so the notebooks (whose kernel is ``python3``) open on it. Returns the
+    path of the ``kernel.json`` written.
+    """
+    import sys
+
+    spec = {
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            *KERNEL_ARGS,
+        ],
+        "display_name": "Python 3 (bytefeed)",
+        "language": "python",
+        "env": {**KERNEL_ENV, "MPLBACKEND": INLINE_BACKEND},
+        "metadata": {"debugger": True},
+    }
+    path = Path(folder) / "kernels" / name / "kernel.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return path
 
 
 def run_notebooks(

@@ -65,9 +65,18 @@ class Explorer(widgets.VBox):
         self.n = n or {"image": 16, "audio": 4}.get(stream.kind, 8)
         self.renders = 0
         self.last: dict[str, Any] = {}
+        # The value is ``stream[i]``'s index (from 0); people count from 1, so the slider shows
+        # no readout of its own and ``batch_label`` says "3 of 4", like the status line.
         self.batch_slider = widgets.IntSlider(
-            value=0, min=0, max=max(len(stream) - 1, 0), description="batch"
+            value=0,
+            min=0,
+            max=max(len(stream) - 1, 0),
+            description="batch",
+            continuous_update=False,  # render on release, not once per value dragged past
+            readout=False,
+            layout=widgets.Layout(width="300px"),
         )
+        self.batch_label = widgets.Label()
         names = [("all classes", -1), *((c, i) for i, c in enumerate(stream.class_names))]
         self.class_picker = widgets.Dropdown(options=names, value=-1, description="class")
         self.augment_toggle = widgets.ToggleButton(
@@ -82,11 +91,33 @@ class Explorer(widgets.VBox):
             w.observe(self._changed, names="value")
         for w in self.sliders.values():
             w.observe(self._changed, names="value")
-        controls = widgets.HBox([self.batch_slider, self.class_picker, self.augment_toggle])
-        super().__init__(
-            [controls, widgets.HBox(list(self.sliders.values())), self.status, self.output]
+        self._enable_sliders()
+        # rows that wrap instead of squeezing: at 1280 px the six image sliders take two rows
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
+        controls = widgets.HBox(
+            [self.batch_slider, self.batch_label, self.class_picker, self.augment_toggle],
+            layout=wrap,
         )
+        strengths = widgets.HBox(list(self.sliders.values()), layout=wrap)
+        super().__init__([controls, strengths, self.status, self.output])
         self.render()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # What a saved notebook shows where no live kernel draws the widget (GitHub, nbviewer,
+        # a reopened notebook): a sentence, not "Explorer(children=...)".
+        data = super()._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict):
+            data["text/plain"] = (
+                "Explorer of the stream's batches: run the notebook to use the explorer "
+                "(it needs a live kernel)."
+            )
+        return data
+
+    def _enable_sliders(self) -> None:
+        """Strength sliders move only while augmentation is on (off, they would do nothing)."""
+        off = not (self.augment_toggle.value and self.augment is not None)
+        for slider in self.sliders.values():
+            slider.disabled = off
 
     # --- strength sliders <-> the augmenter -------------------------------------------------
     def _make_sliders(self) -> dict[str, widgets.Widget]:
@@ -109,8 +140,8 @@ class Explorer(widgets.VBox):
                 step=step,
                 description=label,
                 continuous_update=False,
-                style={"description_width": "initial"},
-                layout=widgets.Layout(width="260px"),
+                style={"description_width": "120px"},
+                layout=widgets.Layout(width="300px", min_width="300px"),  # track stays draggable
             )
         return sliders
 
@@ -137,6 +168,8 @@ class Explorer(widgets.VBox):
         setattr(self.augment, attr, new)
 
     def _changed(self, change: dict) -> None:
+        if change["owner"] is self.augment_toggle:
+            self._enable_sliders()
         for attr, slider in self.sliders.items():
             if change["owner"] is slider:
                 self._set_strength(attr, change["new"])
@@ -192,11 +225,18 @@ class Explorer(widgets.VBox):
         fig = self.figure()
         last = self.last
         where = f"batch {last['batch'] + 1} of {len(self.stream)}, epoch {self.stream.epoch}"
+        self.batch_label.value = f"{last['batch'] + 1} of {len(self.stream)}"
+        drawn = min(last["shown"], self.n)
+        count = (
+            f"{last['shown']} sample(s)"
+            if drawn == last["shown"]
+            else f"{drawn} of {last['shown']} sample(s)"
+        )
         picked = (
             "" if last["label"] < 0 else f" of class {self.stream.class_names[last['label']]!r}"
         )
         text = (
-            f"{where}: {last['shown']} sample(s){picked} shown, {last['skipped']} file(s) "
+            f"{where}: {count}{picked} shown, {last['skipped']} file(s) "
             f"skipped, augmentation {'on' if last['augmented'] else 'off'}"
         )
         self.status.value = text
