@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "image_batches": "images",
     "audio_batches": "audio",
     "text_batches": "text",
+    "from_directory": "directory",
     "WordTokenizer": "decoders.text",
     "ImageAugment": "augment",
     "AudioAugment": "augment",
@@ -51,6 +52,7 @@ __all__ = [
     "WordTokenizer",
     "audio_batches",
     "build_manifest",
+    "from_directory",
     "image_batches",
     "keras2_augment",
     "pack",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .augment import AudioAugment, ImageAugment, keras2_augment
     from .checkpoint import StreamCheckpoint
     from .decoders.text import WordTokenizer
+    from .directory import from_directory
     from .errors import BadFileError, BytefeedWarning, SkippedFile
     from .images import image_batches
     from .manifest import Manifest, ManifestError, build_manifest, read_manifest

@@ -7,6 +7,7 @@ Keras-style ``ValueError`` naming the argument, what it accepts and what it rece
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -15,11 +16,30 @@ Kind = Literal["image", "audio", "text"]
 OnError = Literal["skip", "raise"]
 Fit = Literal["stretch", "crop", "pad"]
 ImageDtype = Literal["uint8", "float32"]
-Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "area", "hamming"]
-Crop = Literal["random", "start", "center"]
+#: Keras's names (``tf.image.resize``'s methods) first, then Pillow's older ones kept working;
+#: ``decoders.image`` maps each to the nearest OpenCV or Pillow filter.
+Interpolation = Literal[
+    "bilinear",
+    "nearest",
+    "bicubic",
+    "area",
+    "lanczos3",
+    "lanczos5",
+    "gaussian",
+    "mitchellcubic",
+    "lanczos",
+    "box",
+    "hamming",
+]
+DataFormat = Literal["channels_last", "channels_first"]
+TextOutput = Literal["tokens", "text"]
+Crop = Literal["start", "center", "random"]
 AudioFeatures = Literal["waveform", "logmel"]
+BatchPolicy = Literal["short", "pad"]
+LabelMode = Literal["int", "categorical", "binary"]
 
 
+@functools.cache  # decoders check their settings on every file: get_args costs ~1 us a call
 def choices(literal: Any) -> tuple[Any, ...]:
     """The values of a ``Literal`` type, in order."""
     return get_args(literal)
@@ -78,15 +98,29 @@ class StreamOptions:
     shard: tuple[int, int] = (0, 1)
     resume: dict | None = None
     cache: str | os.PathLike | None = None
+    max_error_rate: float | None = 0.5
+    batch_policy: BatchPolicy = "short"
+    label_mode: LabelMode | None = "int"
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size)
         check_choice("on_error", self.on_error, OnError)
+        check_choice("batch_policy", self.batch_policy, BatchPolicy)
+        if self.label_mode is not None:
+            check_choice("label_mode", self.label_mode, LabelMode)
         check_int("workers", self.workers, optional=True)
         check_int("prefetch", self.prefetch, optional=True)
         if self.seed is not None and not isinstance(self.seed, int | bool):
             raise ValueError(f"seed must be an integer or None. Received: seed={self.seed!r}")
         object.__setattr__(self, "shard", check_shard(self.shard))
+        rate = self.max_error_rate
+        if rate is not None and not (
+            isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate < 1
+        ):
+            raise ValueError(
+                "max_error_rate must be a share of an epoch's files in [0, 1), or None for no "
+                f"limit. Received: max_error_rate={rate!r}"
+            )
         if self.shard[1] > 1 and self.shuffle and self.seed is None and self.resume is None:
             raise ValueError("sharded shuffled streams need a seed shared by every shard")
 

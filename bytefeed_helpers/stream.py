@@ -41,6 +41,10 @@ class Stream(keras.utils.PyDataset):
     asks by index, gets the next batch that has a good file instead). Skipped files are in
     ``errors`` and summarised by one ``BytefeedWarning`` per epoch.
 
+    ``x`` is a NumPy batch as the front-end documents it, or what its ``inputs`` step makes of
+    it (``{"audio": x, "lengths": ...}`` for ``audio_batches(lengths=True)``); raw text
+    (``text_batches(output="text")``) comes as a ``tf.string`` batch.
+
     Keras reads ``(x, y)`` only: a 3-tuple would be taken as sample weights, so streams built
     ``with_paths=True`` are for iteration and inspection, not ``fit``.
 

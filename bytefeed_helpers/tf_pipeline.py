@@ -20,14 +20,17 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
 
+from .options import OnError, check_choice
+from .sources import FileSource
+
 #: Image formats ``tf.io.decode_image`` reads (no TIFF), by file extension.
 TF_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
-UNSUPPORTED = ("raise", "skip")
+Unsupported = Literal["raise", "skip"]
 _SHUFFLE_BLOCKS = 16  # blocks of packed records shuffled together (beyond shard order)
 _INTERLEAVE = 8  # packed shards read at once
 _PARSE_BLOCK = 256  # packed records parsed per op call
@@ -37,21 +40,28 @@ def to_tf_dataset(
     stream: Any,
     *,
     epoch: int | None = None,
-    unsupported: str = "raise",
-    on_error: str | None = None,
+    unsupported: Unsupported = "raise",
+    on_error: OnError | None = None,
     num_parallel_calls: int | None = None,
     deterministic: bool = True,
     prefetch: bool = True,
 ) -> tf.data.Dataset:
     """One epoch of ``stream`` as a ``tf.data.Dataset`` built only from TensorFlow ops.
 
-    Yields ``(x, y)`` batches with the stream's shapes and dtypes (``y`` ``int32 [B]``):
+    Yields ``(x, y)`` batches with the stream's shapes and dtypes (``y`` as its ``label_mode``):
     images ``[B, H, W, C]`` (``tf.io.decode_image``, then stretch / centre crop / letterbox
-    with antialiased bilinear resizing); audio ``float32 [B, N]`` or log-mels
-    ``[B, frames, n_mels]`` (``tf.audio.decode_wav``, channels averaged, FFT resampling with
-    ``tf.signal``, crop or zero-pad; the same mel filters as the stream, from librosa);
-    text ``int32 [B, T]`` (``tf.io.read_file`` and the stream's tokenizer, which must be an
-    adapted ``keras.layers.TextVectorization``).
+    with antialiased ``tf.image.resize`` by the stream's ``interpolation``, Keras's names
+    as TensorFlow's methods, "lanczos" as "lanczos3", "box" as "area", "hamming" as
+    "bilinear"; RGBA for ``channels=4``, opaque where the file has no alpha;
+    ``[B, C, H, W]`` for ``data_format="channels_first"``); audio ``float32 [B, N]`` or
+    log-mels ``[B, frames, n_mels]`` (``tf.audio.decode_wav``, channels averaged, FFT
+    resampling with ``tf.signal``, crop or zero-pad; the same mel filters as the stream,
+    from librosa), whole clips padded to each batch's longest with ``duration=None`` (a
+    clip over ``max_duration`` fails in the graph, so ``on_error="skip"`` drops it), the
+    stream's ``channel_axis`` and ``lengths`` inputs too; text ``int32 [B, T]``
+    (``tf.io.read_file`` and the stream's tokenizer, which must be an adapted
+    ``keras.layers.TextVectorization``), or with ``output="text"`` the documents,
+    ``tf.string [B]``, cut to ``max_length`` characters.
 
     Rows are the stream's for that epoch and shard: for loose files in exactly the stream's
     order (so batches match while no file is bad); for a packed source in shard order,
@@ -81,11 +91,9 @@ def to_tf_dataset(
     preprocessing layers in the model or map your own.
     """
     engine = stream.engine
-    if unsupported not in UNSUPPORTED:
-        raise ValueError(f"unsupported must be one of {UNSUPPORTED}, not {unsupported!r}")
+    check_choice("unsupported", unsupported, Unsupported)
     on_error = on_error or engine.on_error
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    check_choice("on_error", on_error, OnError)
     epoch, start = (engine.epoch, engine.position) if epoch is None else (int(epoch), 0)
     rows = _epoch_rows(engine, epoch, start)
     rows = _supported_rows(stream, rows, unsupported)
@@ -99,11 +107,39 @@ def to_tf_dataset(
     )
     if on_error == "skip":
         ds = ds.ignore_errors(log_warning=True)
-    ds = ds.batch(engine.batch_size, drop_remainder=engine.drop_remainder)
-    if stream.kind == "text":
+    options = stream.options
+    whole_clips = stream.kind == "audio" and options.get("duration") is None
+    if whole_clips:  # clips of their own lengths: each batch padded to its longest
+        ds = ds.map(lambda x, y: ((x, tf.shape(x)[0]), y), num_parallel_calls=calls)
+        ds = ds.padded_batch(
+            engine.batch_size,
+            padded_shapes=(([None], []), []),
+            drop_remainder=engine.drop_remainder,
+        )
+    else:
+        ds = ds.batch(engine.batch_size, drop_remainder=engine.drop_remainder)
+    if stream.kind == "text" and options.get("output", "tokens") == "tokens":
         tokenize = _tokenizer(stream)
         ds = ds.map(lambda x, y: (tokenize(x), y), num_parallel_calls=calls)
+    if stream.kind == "image" and options.get("data_format") == "channels_first":
+        ds = ds.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y), num_parallel_calls=calls)
+    if whole_clips:
+        ds = ds.map(lambda x, y: (_clip_inputs(*x, **options), y), num_parallel_calls=calls)
+    elif stream.kind == "audio" and options.get("channel_axis"):
+        ds = ds.map(lambda x, y: (x[..., tf.newaxis], y), num_parallel_calls=calls)
+    ds = _label_mode(ds, engine.label_mode, len(engine.source.class_names))
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+
+
+def _label_mode(ds: tf.data.Dataset, mode: str | None, classes: int) -> tf.data.Dataset:
+    """``y`` as the Python stream gives it under ``label_mode`` (ids stay ``int32 [B]``)."""
+    if mode is None:
+        return ds.map(lambda x, y: x)
+    if mode == "categorical":
+        return ds.map(lambda x, y: (x, tf.one_hot(y, classes, dtype=tf.float32)))
+    if mode == "binary":
+        return ds.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1))))
+    return ds
 
 
 # --- which rows, in which order -----------------------------------------------------------------
@@ -114,8 +150,28 @@ def _epoch_rows(engine: Any, epoch: int, start: int) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
+def _regular_rows(source: Any, rows: np.ndarray) -> np.ndarray:
+    """``rows`` without loose files that exist but are not regular files: ``tf.io.read_file``
+    would block on a FIFO and read a link to /dev/zero until memory runs out."""
+    if not isinstance(source, FileSource):
+        return rows  # packed records are bytes already
+    paths = [source.path(int(r)) for r in rows.tolist()]
+    special = [os.path.exists(p) and not os.path.isfile(p) for p in paths]
+    if any(special):
+        examples = ", ".join([p for p, s in zip(paths, special, strict=True) if s][:3])
+        warnings.warn(
+            f"{sum(special)} files are not regular files (FIFOs, devices, folders; e.g. "
+            f"{examples}); left out of the tf.data pipeline",
+            UserWarning,
+            stacklevel=3,
+        )
+        return rows[[not s for s in special]]
+    return rows
+
+
 def _supported_rows(stream: Any, rows: np.ndarray, unsupported: str) -> np.ndarray:
     """``rows`` without the files TensorFlow cannot decode (or a ValueError naming them)."""
+    rows = _regular_rows(stream.engine.source, rows)
     check = {"image": _image_problem, "audio": _audio_problem}.get(stream.kind)
     if check is None:
         return rows
@@ -238,30 +294,63 @@ def _decoder(stream: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     if kind == "audio":
         return _audio_decoder(seed=stream.engine.seed, **options)
     if kind == "text":
-        return _text_decoder()
+        return _text_decoder(options.get("max_length") if options.get("output") == "text" else None)
     raise ValueError(f"to_tf_dataset builds image, audio and text streams, not {kind!r}")
 
 
+#: ``tf.image.resize``'s method for each of the stream's interpolation names.
+_TF_METHODS = {"lanczos": "lanczos3", "box": "area", "hamming": "bilinear"}
+
+
 def _image_decoder(
-    image_size: tuple[int, int], channels: int, fit: str, dtype: str, **_: Any
+    image_size: tuple[int, int],
+    channels: int,
+    fit: str,
+    dtype: str,
+    interpolation: str = "bilinear",
+    **_: Any,
 ) -> Callable:
     height, width = (int(v) for v in image_size)
     out_dtype = tf.float32 if dtype == "float32" else tf.uint8
+    method = _TF_METHODS.get(interpolation, interpolation)
 
     def decode(data: tf.Tensor, row: tf.Tensor) -> tf.Tensor:
-        img = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        # JPEG and GIF refuse channels=4: decode as stored, then add the alpha
+        wanted = 0 if channels == 4 else channels
+        img = tf.io.decode_image(data, channels=wanted, expand_animations=False)
         img = tf.image.convert_image_dtype(img, tf.uint8)  # 16-bit PNGs scale to 0..255
-        img = _fit(tf.cast(img, tf.float32), height, width, fit)
+        if channels == 4:
+            img = _rgba(img)
+        img = _fit(tf.cast(img, tf.float32), height, width, fit, method)
         img = tf.clip_by_value(tf.round(img), 0.0, 255.0)
         return tf.ensure_shape(tf.cast(img, out_dtype), (height, width, channels))
 
     return decode
 
 
-def _fit(img: tf.Tensor, height: int, width: int, fit: str) -> tf.Tensor:
+def _rgba(img: tf.Tensor) -> tf.Tensor:
+    """A uint8 ``[H, W, 1..4]`` image as RGBA: grey spread to RGB, alpha kept or opaque."""
+    stored = tf.shape(img)[2]
+    colour = tf.cond(stored < 3, lambda: tf.tile(img[..., :1], [1, 1, 3]), lambda: img[..., :3])
+    opaque = tf.fill(tf.concat([tf.shape(img)[:2], [1]], 0), tf.constant(255, tf.uint8))
+    alpha = tf.case(
+        [
+            (tf.equal(stored, 2), lambda: img[..., 1:2]),
+            (tf.equal(stored, 4), lambda: img[..., 3:4]),
+        ],
+        default=lambda: opaque,
+    )
+    return tf.concat([colour, alpha], axis=2)
+
+
+def _fit(img: tf.Tensor, height: int, width: int, fit: str, method: str = "bilinear") -> tf.Tensor:
     """Resize ``img`` to ``(height, width)`` as ``decode_image`` does for ``fit``."""
+
+    def resize(image: tf.Tensor, size: Any) -> tf.Tensor:
+        return tf.image.resize(image, size, method=method, antialias=True)
+
     if fit == "stretch":
-        return tf.image.resize(img, (height, width), antialias=True)
+        return resize(img, (height, width))
     shape = tf.cast(tf.shape(img)[:2], tf.float32)
     ih, iw = shape[0], shape[1]
     if fit == "crop":  # the largest centred box of the output's aspect, then resize
@@ -271,38 +360,82 @@ def _fit(img: tf.Tensor, height: int, width: int, fit: str) -> tf.Tensor:
         top = (tf.cast(ih, tf.int32) - ch) // 2
         left = (tf.cast(iw, tf.int32) - cw) // 2
         img = tf.image.crop_to_bounding_box(img, top, left, ch, cw)
-        return tf.image.resize(img, (height, width), antialias=True)
+        return resize(img, (height, width))
     scale = tf.minimum(width / iw, height / ih)  # "pad": fit inside, centre on zeros
     nh = tf.clip_by_value(tf.cast(tf.round(ih * scale), tf.int32), 1, height)
     nw = tf.clip_by_value(tf.cast(tf.round(iw * scale), tf.int32), 1, width)
-    img = tf.image.resize(img, tf.stack([nh, nw]), antialias=True)
+    img = resize(img, tf.stack([nh, nw]))
     return tf.image.pad_to_bounding_box(img, (height - nh) // 2, (width - nw) // 2, height, width)
 
 
 def _audio_decoder(
     seed: int,
-    sample_rate: int,
-    duration: float,
+    sample_rate: int | None,
+    duration: float | None,
     crop: str,
     features: str = "waveform",
     n_mels: int = 64,
     n_fft: int = 512,
     hop_length: int = 160,
+    max_duration: float | None = None,
     **_: Any,
 ) -> Callable:
-    length = round(sample_rate * duration)
+    if sample_rate is None:
+        raise ValueError(
+            "to_tf_dataset resamples every clip to the stream's sample_rate; build the stream "
+            "with one (sample_rate=None keeps each file's rate)"
+        )
+    length = None if duration is None else round(sample_rate * duration)
     mel = _mel_matrix(sample_rate, n_fft, n_mels) if features == "logmel" else None
+    longest = None if max_duration is None else round(max_duration * sample_rate)
 
     def decode(data: tf.Tensor, row: tf.Tensor) -> tf.Tensor:
         wav, rate = tf.audio.decode_wav(data)  # float32 [N, channels]
         x = tf.reduce_mean(wav, axis=1)  # mono, as the stream mixes
         x = _resample(x, rate, sample_rate)
+        if length is None:  # whole clips: padded per batch, log-mels after padding
+            if longest is not None:
+                too_long = tf.debugging.assert_less_equal(
+                    tf.shape(x)[0], longest, message="clip too long (max_duration)"
+                )
+                with tf.control_dependencies([too_long]):
+                    x = tf.identity(x)
+            return x
         x = _crop(x, length, crop, seed, row)
         if mel is not None:
             x = _logmel(x, mel, n_fft, hop_length)
         return x
 
     return decode
+
+
+def _clip_inputs(
+    x: tf.Tensor,
+    clip_lengths: tf.Tensor,
+    *,
+    sample_rate: int,
+    features: str = "waveform",
+    n_mels: int = 64,
+    n_fft: int = 512,
+    hop_length: int = 160,
+    channel_axis: bool = False,
+    **options: Any,
+) -> Any:
+    """A padded batch of whole clips ``[B, T]`` as the stream gives it: log-mels of the padded
+    waveforms, the channel axis, ``{"audio", "lengths"}`` with ``lengths=True``."""
+    if features == "logmel":
+        mel = _mel_matrix(sample_rate, n_fft, n_mels)
+        x = tf.map_fn(
+            lambda clip: _logmel(clip, mel, n_fft, hop_length),
+            x,
+            fn_output_signature=tf.float32,
+        )
+        clip_lengths = tf.where(clip_lengths > 0, 1 + clip_lengths // hop_length, 0)
+    if channel_axis:
+        x = x[..., tf.newaxis]
+    if not options.get("lengths"):
+        return x
+    return {"audio": x, "lengths": tf.cast(clip_lengths, tf.int32)}
 
 
 def _resample(x: tf.Tensor, rate: tf.Tensor, target: int) -> tf.Tensor:
@@ -352,7 +485,9 @@ def _logmel(x: tf.Tensor, mel: tf.Tensor, n_fft: int, hop_length: int) -> tf.Ten
     return tf.maximum(db, tf.reduce_max(db) - 80.0)
 
 
-def _text_decoder() -> Callable:
+def _text_decoder(max_length: int | None = None) -> Callable:
+    """Bytes to a UTF-8 document; cut to ``max_length`` characters when given (raw text)."""
+
     def decode(data: tf.Tensor, row: tf.Tensor) -> tf.Tensor:
         head = tf.strings.substr(data, 0, 2)  # a UTF-16 byte-order mark, or not
         text = tf.case(
@@ -366,7 +501,10 @@ def _text_decoder() -> Callable:
         # binary files fail here, as decode_text rejects them (skipped or raised per on_error)
         with tf.control_dependencies([tf.debugging.Assert(is_text, ["holds NUL bytes"])]):
             text = tf.strings.regex_replace(text, "^\ufeff", "")  # the BOM, kept by transcode
-        return tf.strings.regex_replace(text, "\r\n?", "\n")
+        text = tf.strings.regex_replace(text, "\r\n?", "\n")
+        if max_length is None:
+            return text
+        return tf.strings.substr(text, 0, max_length, unit="UTF8_CHAR")
 
     return decode
 

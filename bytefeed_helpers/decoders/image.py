@@ -4,7 +4,8 @@ The format is told by the file's content (magic bytes), never by its name. JPEG 
 libjpeg-turbo (simplejpeg) and lets the DCT do part of the downscale; plain 8-bit PNGs through
 OpenCV's ``cv2.imdecode``; everything else, and the files those cannot handle (CMYK/YCCK JPEGs,
 recoverable corruption, palette or EXIF PNGs), goes through Pillow. Resizing is OpenCV's
-``cv2.resize``. Both OpenCV calls release the GIL, so decoding threads run in parallel.
+``cv2.resize``, or Pillow's for the Keras filters OpenCV lacks ("lanczos3", "gaussian",
+"mitchellcubic"). These calls release the GIL, so decoding threads run in parallel.
 Every bad input raises :class:`~bytefeed_helpers.errors.BadFileError` with a short reason;
 a missing file raises :class:`FileNotFoundError`.
 
@@ -27,7 +28,8 @@ from PIL import Image
 
 from .. import stages
 from ..errors import BadFileError
-from ._fileio import read_bytes
+from ..options import Fit, ImageDtype, Interpolation, check_choice, choices
+from ._fileio import DEFAULT_MAX_FILE_MB, check_max_file_mb, open_checked, read_bytes
 
 __all__ = ["IMAGE_FORMATS", "decode_image", "image_info"]
 
@@ -40,20 +42,34 @@ cv2.setNumThreads(1)
 #: Formats ``decode_image`` reads, by the names Pillow and ``image_info`` use.
 IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
-FITS = ("stretch", "crop", "pad")
-DTYPES = ("uint8", "float32")
-CHANNELS = (1, 3)
+FITS: tuple[str, ...] = choices(Fit)
+DTYPES: tuple[str, ...] = choices(ImageDtype)
+CHANNELS = (1, 3, 4)
+#: Pillow's mode for each number of channels (grey, RGB, RGB + alpha).
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _AREA_FROM = 3.0  # "bilinear" shrinks by this much or more are area-averaged
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "area", "hamming")
+INTERPOLATIONS: tuple[str, ...] = choices(Interpolation)
 # The cv2 flag for each name; None: INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+# Keras's names are ``tf.image.resize``'s methods; each maps to the nearest filter OpenCV or
+# Pillow has (see ``decode_image`` for where they differ).
 _CV2_FLAGS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": None,
     "hamming": None,  # no cv2 equivalent: treated as bilinear
     "bicubic": cv2.INTER_CUBIC,
     "lanczos": cv2.INTER_LANCZOS4,
+    "lanczos5": cv2.INTER_LANCZOS4,  # radius 4, the widest either library has (TF's: 5)
     "box": cv2.INTER_AREA,
     "area": cv2.INTER_AREA,  # Keras' name for box averaging
+}
+# Names whose nearest filter is Pillow's: its kernels widen with the shrink (antialiased), so
+# they need no reducing step. Lanczos3 is TF's own kernel; TF's Gaussian (sigma 0.5 px, radius
+# 1.5) is closest to Pillow's triangle (sigma 0.41 px, radius 1); Mitchell-Netravali's cubic
+# (B = C = 1/3) to Pillow's Catmull-Rom cubic (B = 0, C = 0.5), a little sharper.
+_PIL_FILTERS = {
+    "lanczos3": Image.Resampling.LANCZOS,
+    "gaussian": Image.Resampling.BILINEAR,
+    "mitchellcubic": Image.Resampling.BICUBIC,
 }
 # cv2's bicubic and Lanczos kernels do not widen when shrinking (they alias); like Pillow's
 # ``reducing_gap``, larger shrinks are first area-averaged down to this many times the output.
@@ -117,38 +133,58 @@ def decode_image(
     fit: str = "stretch",
     dtype: str = "uint8",
     interpolation: str = "bilinear",
+    max_file_mb: float | None = DEFAULT_MAX_FILE_MB["image"],
 ) -> np.ndarray:
     """Decode one image to a C-contiguous ``[H, W, channels]`` array.
 
     Args:
         src: a path, the file's bytes, or a binary file object.
         image_size: ``(height, width)`` of the output, as in Keras; None keeps the image's size.
-        channels: 3 for RGB, 1 for grayscale (shape ``[H, W, 1]``).
+        channels: 3 for RGB, 1 for grayscale (shape ``[H, W, 1]``), 4 for RGBA: the file's
+            alpha where it has one (PNG, GIF/WebP transparency, TIFF), else opaque 255 (JPEG,
+            BMP); letterbox padding (``fit="pad"``) is transparent, alpha 0.
         fit: "stretch" resizes to exactly ``image_size`` ignoring aspect; "crop" keeps aspect,
             covers ``image_size`` and cuts the centre (Keras ``crop_to_aspect_ratio``); "pad"
             keeps aspect, fits inside and centres the image on zeros (``pad_to_aspect_ratio``).
         dtype: "uint8", or "float32" holding the same 0..255 values (as Keras loaders do).
-        interpolation: one of ``INTERPOLATIONS``, mapped to OpenCV's flags: "bilinear" (and
-            "hamming", which OpenCV lacks) is ``cv2.INTER_AREA`` when shrinking 3x or more (area
-            averaging, antialiased like Pillow's reducing filters) and ``cv2.INTER_LINEAR``
-            otherwise (large JPEGs are already DCT-scaled to under 2x the output first); "box"/"area" is ``INTER_AREA``; "nearest" ``INTER_NEAREST``;
-            "bicubic" ``INTER_CUBIC`` and "lanczos" ``INTER_LANCZOS4``, after an area-averaged
-            reduction to twice the output size when shrinking more (their kernels alias).
+        interpolation: one of ``INTERPOLATIONS``: Keras's names (``tf.image.resize``'s
+            methods) and Pillow's, each mapped to the nearest OpenCV or Pillow filter.
+            "bilinear" (and "hamming", which OpenCV lacks) is ``cv2.INTER_AREA`` when shrinking
+            3x or more (area averaging, antialiased like Pillow's reducing filters) and
+            ``cv2.INTER_LINEAR`` otherwise (large JPEGs are already DCT-scaled to under 2x the
+            output first); Keras (``antialias=False``) keeps 2x2 bilinear taps at any shrink,
+            which aliases. "area"/"box" is ``INTER_AREA``, as TF's area; "nearest"
+            ``INTER_NEAREST``. "bicubic" is ``INTER_CUBIC`` (Keys a = -0.75; TF's a = -0.5)
+            and "lanczos"/"lanczos5" ``INTER_LANCZOS4`` (radius 4: no library here has TF's
+            radius 5), after an area-averaged reduction to twice the output size when
+            shrinking more (their kernels alias). "lanczos3" is Pillow's ``LANCZOS`` (TF's
+            kernel, antialiased); "gaussian" Pillow's triangle ``BILINEAR`` (sigma 0.41 px
+            against TF's Gaussian's 0.5 px); "mitchellcubic" Pillow's ``BICUBIC``
+            (Catmull-Rom, a little sharper than Mitchell-Netravali). Pillow's filters widen
+            with the shrink, so they are antialiased; TF's, as Keras calls them, are not.
+        max_file_mb: refuse larger files (MB of 2**20 bytes; None: no limit) before reading
+            them. The default, 256, is an uncompressed 8-bit RGB image at Pillow's pixel limit.
 
-    The EXIF orientation is applied, so the pixels come out upright. Alpha is dropped (as
-    ``PIL.Image.convert("RGB")`` and Keras do: transparent pixels show their stored colour),
-    GIFs give their first frame, 16-bit images are scaled to 0..255.
+    A path is opened only if it is a regular file (never a FIFO, socket, device or directory),
+    and its format is told from its first bytes before the rest is read. The EXIF orientation
+    is applied, so the pixels come out upright. With ``channels=3`` or 1, alpha is dropped (as
+    ``PIL.Image.convert("RGB")`` and Keras do: transparent pixels show their stored colour);
+    ``channels=4`` keeps it, and its channels are resized independently, as Keras's (not
+    premultiplied). GIFs give their first frame, 16-bit images are scaled to 0..255.
 
     Raises:
-        BadFileError: empty, unrecognised, truncated or corrupt content, or more pixels than
-            ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression-bomb guard).
+        BadFileError: empty, unrecognised, truncated or corrupt content, more pixels than
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (decompression-bomb guard), a file over
+            ``max_file_mb`` ("file too large: ..."), or a path that is not a regular file
+            ("not a regular file (fifo)", a ``NotRegularFileError``).
         FileNotFoundError: ``src`` names no file.
         ValueError: an argument outside the allowed values.
     """
-    _check_args(image_size, channels, fit, dtype, interpolation)
-    data = read_bytes(src)
+    image_size = check_image_settings(image_size, channels, fit, dtype, interpolation)
+    # _detect sees the first bytes before the rest is read: a 2 GiB file of zeros costs 4 KiB
+    data = read_bytes(src, check_max_file_mb(max_file_mb), _detect)
     fmt = _detect(data)
-    mode = "L" if channels == 1 else "RGB"
+    mode = _MODES[channels]
     img: Image.Image | np.ndarray | None = None
     if fmt == "JPEG":
         img = _decode_jpeg_turbo(data, image_size, fit, mode)
@@ -163,13 +199,16 @@ def decode_image(
     return _to_array(img, dtype)
 
 
-def image_info(src: Source) -> dict[str, Any]:
+def image_info(
+    src: Source, *, max_file_mb: float | None = DEFAULT_MAX_FILE_MB["image"]
+) -> dict[str, Any]:
     """Format, width, height and Pillow mode of an image, reading only its header.
 
     Width and height are as stored (before any EXIF rotation). Raises BadFileError for an
-    empty, unrecognised or oversized image, FileNotFoundError for a missing file.
+    empty, unrecognised or oversized image, a path that is not a regular file or is over
+    ``max_file_mb`` (as ``decode_image``), FileNotFoundError for a missing file.
     """
-    with _open_stream(src) as fh:
+    with _open_stream(src, check_max_file_mb(max_file_mb)) as fh:
         head = fh.read(16)
         fh.seek(-len(head), io.SEEK_CUR)
         fmt = _detect(head)
@@ -183,15 +222,16 @@ def image_info(src: Source) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _open_stream(src: Source) -> Iterator[IO[bytes]]:
-    """A seekable binary stream on ``src``, closed afterwards only if opened here."""
+def _open_stream(src: Source, max_bytes: int | None) -> Iterator[IO[bytes]]:
+    """A seekable binary stream on ``src``, closed afterwards only if opened here; a path
+    only if it is a regular file of at most ``max_bytes`` (``open_checked``)."""
     if isinstance(src, bytes | bytearray | memoryview):
         yield io.BytesIO(src)
-    elif hasattr(src, "read"):
-        yield src if src.seekable() else io.BytesIO(src.read())  # Pillow needs to seek
-    else:
-        with open(src, "rb") as fh:
+    elif isinstance(src, str | os.PathLike):
+        with open_checked(src, max_bytes) as (fd, _), open(fd, "rb", closefd=False) as fh:
             yield fh
+    else:  # a binary file object
+        yield src if src.seekable() else io.BytesIO(src.read())  # Pillow needs to seek
 
 
 def _detect(head: bytes | bytearray) -> str:
@@ -272,7 +312,7 @@ def _decode_jpeg_turbo(
     try:
         array = simplejpeg.decode_jpeg(
             data,
-            colorspace="GRAY" if mode == "L" else "RGB",
+            colorspace={"L": "GRAY", "RGB": "RGB", "RGBA": "RGBA"}[mode],  # JPEG alpha: 255
             fastdct=False,
             min_height=min_h,
             min_width=min_w,
@@ -299,7 +339,7 @@ def _decode_buffer(
         return None
     from ._scratch import scratch
 
-    return scratch(height * width * (1 if mode == "L" else 3), "jpeg")
+    return scratch(height * width * len(mode), "jpeg")  # a byte per channel ("L", "RGBA")
 
 
 def _jpeg_orientation(data: bytes | bytearray) -> int:
@@ -377,8 +417,8 @@ _CV2_KEEP = cv2.IMREAD_IGNORE_ORIENTATION
 
 def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
     """A plain PNG (8-bit grey, RGB or RGBA, not interlaced, no palette, transparency, EXIF or
-    animation) through ``cv2.imdecode``, as a ``mode`` ("RGB"/"L") ``[H, W, C]`` array. None for
-    every other PNG, and for damage, so Pillow decodes it or names the problem."""
+    animation) through ``cv2.imdecode``, as a ``mode`` ("RGB"/"L"/"RGBA") ``[H, W, C]`` array.
+    None for every other PNG, and for damage, so Pillow decodes it or names the problem."""
     try:
         kind, width, height, depth, colour, _, _, interlace = _PNG_HEADER.unpack_from(data, 12)
     except struct.error:
@@ -398,6 +438,12 @@ def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
         pixels = cv2.imdecode(buffer, _CV2_RGB | _CV2_KEEP)
     elif mode == "L" and colour == 0:
         pixels = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE | _CV2_KEEP)
+    elif mode == "RGBA":  # the file's alpha, or opaque (IMREAD_UNCHANGED ignores EXIF too)
+        pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        if pixels is not None:
+            stored = 1 if pixels.ndim == 2 else pixels.shape[2]
+            to_rgba = {1: cv2.COLOR_GRAY2RGBA, 3: cv2.COLOR_BGR2RGBA, 4: cv2.COLOR_BGRA2RGBA}
+            pixels = cv2.cvtColor(pixels, to_rgba[stored])
     else:
         pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR | _CV2_KEEP)
         if pixels is not None:
@@ -406,7 +452,7 @@ def _decode_png_plain(data: bytes | bytearray, mode: str) -> np.ndarray | None:
         return None
     if pixels.ndim == 2:
         return pixels[:, :, None]
-    if mode == "RGB":
+    if mode != "L":
         return pixels
     # colour to grey: Pillow's own rounding, so both routes agree to the last bit
     return np.asarray(Image.fromarray(pixels).convert("L"))[:, :, None]
@@ -448,7 +494,10 @@ def _open_pillow(fh: IO[bytes], fmt: str) -> Image.Image:
         return Image.open(fh, formats=[fmt])
     except Image.DecompressionBombError as exc:
         raise BadFileError(f"image too large (decompression bomb guard): {exc}") from exc
-    except (Image.UnidentifiedImageError, *_PIL_ERRORS) as exc:
+    except Image.UnidentifiedImageError as exc:
+        # Pillow's message ends with the stream's repr, which differs from run to run
+        raise BadFileError(f"corrupt {fmt} data: cannot identify image file") from exc
+    except _PIL_ERRORS as exc:
         raise BadFileError(f"corrupt {fmt} data: {exc}") from exc
 
 
@@ -459,7 +508,7 @@ def _decode_pillow(
     fit: str,
     mode: str,
 ) -> Image.Image:
-    """Decode any supported format with Pillow to an upright ``mode`` ("RGB"/"L") image."""
+    """Decode any supported format with Pillow to an upright ``mode`` ("RGB"/"L"/"RGBA") image."""
     img = _open_pillow(io.BytesIO(data), fmt)
     _check_pixels(*img.size)
     kind = f"{fmt} data"
@@ -468,7 +517,9 @@ def _decode_pillow(
         if fmt == "JPEG" and image_size is not None:
             # Let libjpeg scale by 1/2..1/8 while decoding; draft() wants both sides, 1 = any.
             min_h, min_w = _needed_size(img.height, img.width, image_size, fit, _orientation(img))
-            img.draft(mode, (max(1, min_w), max(1, min_h)))
+            # (a JPEG has no alpha: an "RGBA" decode is an "RGB" one, made opaque by _convert)
+            draft = "RGB" if mode == "RGBA" else mode
+            img.draft(draft, (max(1, min_w), max(1, min_h)))
         img.load()
         orientation = _orientation(img)  # after load: PNG may keep EXIF after the pixels
     except Image.DecompressionBombError as exc:
@@ -479,7 +530,8 @@ def _decode_pillow(
 
 
 def _convert(img: Image.Image, mode: str) -> Image.Image:
-    """``img`` as 8-bit "RGB" or "L"; alpha dropped, 16-bit and float scaled to 0..255."""
+    """``img`` as 8-bit "RGB", "L" or "RGBA"; alpha dropped unless "RGBA" (then kept, or 255
+    where the image has none), 16-bit and float scaled to 0..255."""
     if img.mode.startswith("I;16") or img.mode == "I":
         # 16-bit grey (PNG, TIFF; "I" holds the same data): 0..65535 -> 0..255, rounded.
         wide = np.asarray(img).astype(np.int64).clip(0, 65535)
@@ -511,7 +563,7 @@ def _convert(img: Image.Image, mode: str) -> Image.Image:
 def _fit(
     img: Image.Image | np.ndarray, image_size: tuple[int, int], fit: str, interpolation: str
 ) -> np.ndarray:
-    """``img`` (an "RGB"/"L" image or a uint8 ``[H, W, C]`` array) resized to ``image_size`` =
+    """``img`` (an "RGB"/"L"/"RGBA" image or a uint8 ``[H, W, C]`` array) resized to ``image_size`` =
     (height, width) as ``fit`` says, with ``cv2.resize``; a uint8 ``[h, w, C]`` array."""
     array = np.asarray(img)
     if array.ndim == 2:
@@ -536,7 +588,7 @@ def _fit(
             top, left = (height - crop_h) // 2, (width - crop_w) // 2
             array = array[top : top + crop_h, left : left + crop_w]
         else:
-            array = cv2.getRectSubPix(array, (crop_w, crop_h), ((width - 1) / 2, (height - 1) / 2))
+            array = _sub_pixel(array, (crop_w, crop_h), ((width - 1) / 2, (height - 1) / 2))
         return _resize(array, out_h, out_w, interpolation)
     scale = min(out_w / width, out_h / height)
     new_w = min(out_w, max(1, round(width * scale)))
@@ -551,9 +603,23 @@ def _fit(
     return canvas
 
 
+def _sub_pixel(array: np.ndarray, size: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
+    """``cv2.getRectSubPix`` of a ``[H, W, C]`` array; it takes 1 or 3 channels, so RGBA goes
+    as its colour and its alpha."""
+    if array.shape[2] != 4:
+        out = cv2.getRectSubPix(array, size, centre)
+        return out if out.ndim == 3 else out[:, :, None]  # cv2 drops a single channel's axis
+    colour = cv2.getRectSubPix(np.ascontiguousarray(array[:, :, :3]), size, centre)
+    alpha = cv2.getRectSubPix(np.ascontiguousarray(array[:, :, 3]), size, centre)
+    return np.dstack([colour, alpha])
+
+
 def _resize(array: np.ndarray, out_h: int, out_w: int, interpolation: str) -> np.ndarray:
     """A new uint8 ``[out_h, out_w, C]`` array of ``array`` (uint8 ``[H, W, C]``), resized
-    with the cv2 flag ``interpolation`` maps to (see ``decode_image``)."""
+    with the cv2 flag or Pillow filter ``interpolation`` maps to (see ``decode_image``)."""
+    resample = _PIL_FILTERS.get(interpolation)
+    if resample is not None:
+        return _resize_pillow(array, out_h, out_w, resample)
     height, width = array.shape[:2]
     flag = _CV2_FLAGS[interpolation]
     if flag is None:
@@ -573,6 +639,23 @@ def _resize(array: np.ndarray, out_h: int, out_w: int, interpolation: str) -> np
     return out if out.ndim == 3 else out[:, :, None]
 
 
+def _resize_pillow(
+    array: np.ndarray, out_h: int, out_w: int, resample: Image.Resampling
+) -> np.ndarray:
+    """``array`` (uint8 ``[H, W, C]``) resized by Pillow's ``resample`` filter (which releases
+    the GIL, as cv2 does). One channel at a time unless RGB: Pillow premultiplies RGBA by its
+    alpha, and Keras (like the cv2 filters) resizes every channel independently."""
+    if array.shape[2] == 3:
+        return np.array(Image.fromarray(array).resize((out_w, out_h), resample))
+    bands = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(array[:, :, c])).resize((out_w, out_h), resample)
+        )
+        for c in range(array.shape[2])
+    ]
+    return np.stack(bands, axis=-1)
+
+
 def _to_array(img: Image.Image | np.ndarray, dtype: str) -> np.ndarray:
     """A writable, C-contiguous ``[H, W, C]`` array of ``img`` in ``dtype``."""
     target = np.float32 if dtype == "float32" else np.uint8
@@ -587,19 +670,43 @@ def _to_array(img: Image.Image | np.ndarray, dtype: str) -> np.ndarray:
     return array[:, :, np.newaxis] if array.ndim == 2 else array
 
 
-def _check_args(
-    image_size: tuple[int, int] | None, channels: int, fit: str, dtype: str, interpolation: str
-) -> None:
-    """ValueError naming the allowed values for any argument outside them."""
-    if image_size is not None and not (
-        len(image_size) == 2 and all(isinstance(v, int | np.integer) and v > 0 for v in image_size)
+def check_image_settings(
+    image_size: int | tuple[int, int] | None,
+    channels: int,
+    fit: str,
+    dtype: str,
+    interpolation: str,
+) -> tuple[int, int] | None:
+    """``image_size`` as ``(height, width)`` (an int is a square, as Keras takes it), or None;
+    a Keras-style ValueError naming the argument for any value outside the allowed ones.
+    Streams call this once when they are built, so a wrong setting never reaches a file."""
+    size = _image_size(image_size)
+    if channels not in CHANNELS or isinstance(channels, bool):
+        raise ValueError(
+            f"channels must be 1, 3 or 4 (grey, RGB, RGBA). Received: channels={channels!r}"
+        )
+    check_choice("fit", fit, Fit)
+    check_choice("dtype", dtype, ImageDtype)
+    check_choice("interpolation", interpolation, Interpolation)
+    return size
+
+
+def _image_size(image_size: Any) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+
+    def positive(v: Any) -> bool:
+        return isinstance(v, int | np.integer) and not isinstance(v, bool) and bool(v > 0)
+
+    if positive(image_size):
+        return int(image_size), int(image_size)
+    if (
+        isinstance(image_size, list | tuple)
+        and len(image_size) == 2
+        and all(map(positive, image_size))
     ):
-        raise ValueError(f"image_size must be None or (height, width) > 0, not {image_size!r}")
-    if channels not in CHANNELS:
-        raise ValueError(f"channels must be one of {CHANNELS}, not {channels!r}")
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, not {interpolation!r}")
+        return int(image_size[0]), int(image_size[1])
+    raise ValueError(
+        "image_size must be an int > 0 (a square), a (height, width) pair of ints > 0, or "
+        f"None. Received: image_size={image_size!r}"
+    )

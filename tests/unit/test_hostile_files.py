@@ -467,14 +467,16 @@ def test_streams_stay_small(tmp_path):
 
 
 def _main(folder: str) -> None:
-    import resource
 
     import keras  # noqa: F401  (the streams' import, so 'before' holds what it costs)
     import psutil
 
     before = psutil.Process().memory_info().rss / 2**20
     report = run_streams(Path(folder), epochs=1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # VmHWM: this process image's own peak. (ru_maxrss would not do: Linux carries a forking
+    # parent's peak into the child across exec, so under pytest it reports pytest's.)
+    status = Path("/proc/self/status").read_text()
+    peak = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM"))) / 1024
     print(json.dumps({"report": report, "peak_mb": peak, "before_mb": before}))
 
 

@@ -49,6 +49,7 @@ LAYERS: list[set[str]] = [
     {"bench.article", "bench.data", "bench.profiling", "bench.scale", "bench.speed"},
     {"notebook.widgets", "bench.baselines"},
     {"bench.comparison"},
+    {"bench.gil"},  # the GIL ceiling: reuses comparison's machine info and page-cache warming
     {"notebook", "bench"},
     # ... and the entry points
     {"cli"},
@@ -418,9 +419,12 @@ def test_all_is_short_and_every_name_resolves():
 # --- the tests mirror the package -------------------------------------------------------------
 #: Test files about a theme that crosses modules, not about one module.
 THEMED_TESTS = {
+    "test_backends",  # every stream's fit on every Keras backend
     "test_environment",
     "test_hostile_files",
     "test_install",
+    "test_keras_options",  # the Keras options of issue 15, across the three front-ends
+    "test_keras_parity",  # Keras's own loader and PyDataset tests, ported
     "test_label_mode",
     "test_layout",
     "test_resume",
