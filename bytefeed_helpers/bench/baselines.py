@@ -14,6 +14,20 @@ yields one epoch of ``(x, y)`` batches. The names, per kind (``PIPELINES``):
 - ``keras``: ``keras.utils.image_dataset_from_directory`` / ``audio_dataset_from_directory``
   / ``text_dataset_from_directory`` on a folder of links to the manifest's files laid out
   by class (those functions take a directory, not a list).
+- ``keras-grain``: the same Keras function with ``format="grain"`` (images and text; Keras'
+  audio loader has no such format), iterated as it returns it (one process, Pillow decoding,
+  ``keras.ops`` resizing).
+- ``grain``: Grain's ``MapDataset`` (shuffle, map, batch, repeat) through
+  ``mp_prefetch(MultiprocessingOptions(num_workers=workers))``, decoding as its users do:
+  Pillow with ``draft`` then OpenCV ``INTER_AREA`` for images, soundfile + soxr HQ for audio,
+  the kit's tokenizer for text. One iterator serves every epoch, so worker processes start
+  once (in ``prepare()``, untimed).
+- ``torch``: PyTorch's ``DataLoader`` over a map-style ``Dataset`` with the same decoding,
+  ``num_workers=workers``, ``persistent_workers=True``; when torch is not installed the
+  pipeline is skipped with a message (``SkippedPipeline``), never installed for you.
+
+Peak memory is the calling process's: the worker processes of ``grain`` and ``torch`` are
+not counted. Grain and PyTorch come with ``pip install 'bytefeed-helpers[peers]'``.
 
 Audio: TensorFlow cannot resample without ``tensorflow-io``, so ``tf.data`` and ``keras`` read
 WAVs at their native rate (``@native``) and are compared with ``bytefeed@native``. Their
@@ -37,25 +51,71 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..manifest import Manifest
 
+if TYPE_CHECKING:  # stream imports Keras; a pipeline imports it only once it is built
+    from ..stream import Stream
+
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "image": ("bytefeed", "bytefeed+cache", "tf.data", "keras", "preload", "article"),
+    "image": (
+        "bytefeed",
+        "bytefeed+cache",
+        "tf.data",
+        "keras",
+        "keras-grain",
+        "grain",
+        "torch",
+        "preload",
+        "article",
+    ),
     "audio": (
         "bytefeed",
         "bytefeed+cache",
+        "grain",
+        "torch",
         "preload",
         "article",
         "bytefeed@native",
         "tf.data@native",
         "keras@native",
+        "grain@native",
+        "torch@native",
     ),
-    "text": ("bytefeed", "bytefeed+cache", "tf.data", "keras", "preload", "article"),
+    "text": (
+        "bytefeed",
+        "bytefeed+cache",
+        "tf.data",
+        "keras",
+        "keras-grain",
+        "grain",
+        "torch",
+        "preload",
+        "article",
+    ),
 }
+
+
+class SkippedPipeline(Exception):
+    """A pipeline that cannot run here (its package is not installed): reported, not failed."""
+
+
+def optional_module(module: str, package: str) -> Any:
+    """Import ``module``, or raise ``SkippedPipeline`` naming the package that provides it.
+
+    The peers are optional (the ``peers`` extra): a comparison runs the rows it can."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise SkippedPipeline(
+            f"{package} is not installed (pip install 'bytefeed-helpers[peers]' or "
+            f"pip install {package})"
+        ) from exc
 
 
 @dataclass
@@ -179,18 +239,44 @@ def _tf_batches(ds: Any) -> Callable[[], Iterator]:
 
 
 # --- bytefeed -------------------------------------------------------------------------------------
-def _stream(manifest: Manifest, s: Settings, *, cache: Path | None = None, rate: int | None = None):
+def _stream(
+    manifest: Manifest, s: Settings, *, cache: Path | None = None, rate: int | None = None
+) -> Stream:
     from ..audio import audio_batches
     from ..images import image_batches
     from ..text import text_batches
 
-    common = {"shuffle": True, "seed": s.seed, "workers": s.workers, "cache": cache}
     if s.kind == "image":
-        return image_batches(manifest, s.batch_size, s.image_size, **common)
+        return image_batches(
+            manifest,
+            s.batch_size,
+            s.image_size,
+            shuffle=True,
+            seed=s.seed,
+            workers=s.workers,
+            cache=cache,
+        )
     if s.kind == "audio":
-        rate = rate or s.sample_rate
-        return audio_batches(manifest, s.batch_size, rate, s.duration, crop="start", **common)
-    return text_batches(manifest, s.batch_size, max_length=s.size, **common)
+        return audio_batches(
+            manifest,
+            s.batch_size,
+            rate or s.sample_rate,
+            s.duration,
+            crop="start",
+            shuffle=True,
+            seed=s.seed,
+            workers=s.workers,
+            cache=cache,
+        )
+    return text_batches(
+        manifest,
+        s.batch_size,
+        max_length=s.size,
+        shuffle=True,
+        seed=s.seed,
+        workers=s.workers,
+        cache=cache,
+    )
 
 
 def _bytefeed(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
@@ -263,7 +349,7 @@ def _preload(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline
         with ThreadPoolExecutor(s.workers or os.cpu_count() or 1) as pool:
             loaded = list(pool.map(load, manifest.paths))
         keep = [i for i, a in enumerate(loaded) if a is not None]
-        x = np.stack([loaded[i] for i in keep])  # the whole dataset in memory: the point
+        x = np.stack([a for a in loaded if a is not None])  # the whole dataset in memory: the point
         del loaded
         y = manifest.labels[keep]
         order = np.random.default_rng(s.seed).permutation(len(x))
@@ -293,7 +379,7 @@ def _sample_decoder(manifest: Manifest, s: Settings, work: Path) -> Callable[[st
 def _tfdata(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
     tf = _tf()
     auto = tf.data.AUTOTUNE
-    paths, labels = manifest.paths, manifest.labels
+    paths, labels = list(manifest.paths), manifest.labels
     note = "parallel map + prefetch"
     if s.kind == "audio":
         rate = _native_rate(manifest)
@@ -379,6 +465,181 @@ def _keras(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
     return Pipeline(name, _tf_batches(ds), "strings, then TextVectorization")
 
 
+# --- the peers: Grain, Keras format="grain", PyTorch ---------------------------------------------
+# Module-level functions, so that worker processes can unpickle them.
+def peer_image(path: str, size: tuple[int, int]) -> np.ndarray:
+    """``uint8 [H, W, 3]``: Pillow with ``draft`` (libjpeg's DCT scaling) then OpenCV
+    ``INTER_AREA``, as Grain and PyTorch users decode images."""
+    import cv2
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.draft("RGB", (size[1], size[0]))
+        array = np.asarray(img.convert("RGB"))
+    return cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def peer_audio(path: str, rate: int, duration: float) -> np.ndarray:
+    """``float32 [rate * duration]`` mono: soundfile, then soxr HQ, cropped from the start
+    or zero-padded."""
+    import soundfile as sf
+    import soxr
+
+    info = sf.info(path)
+    frames = int(np.ceil(info.samplerate * duration))
+    clip, native = sf.read(path, frames=frames, dtype="float32", always_2d=True)
+    mono = clip.mean(axis=1)
+    if native != rate:
+        mono = soxr.resample(mono, native, rate, quality="HQ")
+    length = round(rate * duration)
+    out = np.zeros(length, np.float32)
+    out[: min(length, len(mono))] = mono[:length]
+    return out
+
+
+def peer_text(path: str, tokenizer: Any, max_length: int) -> np.ndarray:
+    """``int32 [max_length]``: the file as UTF-8, the kit's tokenizer, padded or cut."""
+    from ..decoders.text import pad_sequences
+
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return pad_sequences([tokenizer(fh.read())], max_length)[0]
+
+
+def _peer_decode(manifest: Manifest, s: Settings, work: Path, rate: int | None) -> Any:
+    import functools
+
+    if s.kind == "image":
+        return functools.partial(peer_image, size=s.image_size)
+    if s.kind == "audio":
+        return functools.partial(peer_audio, rate=rate or s.sample_rate, duration=s.duration)
+    return functools.partial(peer_text, tokenizer=_tokenizer(manifest, work), max_length=s.size)
+
+
+def _labelled(decode: Any, record: tuple[str, int]) -> tuple[np.ndarray, np.int64]:
+    return decode(record[0]), np.int64(record[1])
+
+
+def _records(manifest: Manifest) -> list[tuple[str, int]]:
+    labels = manifest.labels if manifest.labelled else np.full(len(manifest), -1)
+    return [(str(p), int(y)) for p, y in zip(manifest.paths, labels, strict=True)]
+
+
+def _peer_rate(name: str, manifest: Manifest) -> tuple[int | None, str]:
+    if name.endswith("@native"):
+        return _native_rate(manifest), "bytefeed@native"
+    return None, "bytefeed"
+
+
+def _grain(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
+    import functools
+
+    grain = optional_module("grain", "grain")
+    flags = optional_module("absl.flags", "absl-py").FLAGS  # grain's own dependency
+    if not flags.is_parsed():  # outside absl.app, grain's workers read unparsed flags and fail
+        flags.mark_as_parsed()
+    rate, group = _peer_rate(name, manifest)
+    workers = s.workers or os.cpu_count() or 1
+    fn = functools.partial(_labelled, _peer_decode(manifest, s, work, rate))
+    steps = -(-len(manifest) // s.batch_size)
+    ds = (
+        grain.MapDataset.source(_records(manifest))
+        .shuffle(seed=s.seed)
+        .map(fn)
+        .batch(s.batch_size)
+        .repeat()
+        .to_iter_dataset()
+        .mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    )
+    state: dict[str, Any] = {}
+
+    def iterator() -> Iterator:
+        if "it" not in state:
+            state["it"] = iter(ds)
+        return state["it"]
+
+    def prepare() -> None:
+        next(iterator())  # the worker processes start here, untimed
+
+    def batches() -> Iterator:
+        it = iterator()
+        for _ in range(steps):
+            yield next(it)
+
+    def close() -> None:
+        it = state.pop("it", None)
+        if it is not None and hasattr(it, "close"):
+            it.close()
+
+    what = {"image": "Pillow draft + OpenCV", "audio": "soundfile + soxr HQ", "text": "tokenizer"}
+    note = f"MapDataset + mp_prefetch, {workers} processes, {what[s.kind]}"
+    if rate:
+        note += f", at the files' rate ({rate} Hz)"
+    return Pipeline(name, batches, note, group=group, prepare=prepare, close=close)
+
+
+def _keras_grain(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
+    import keras
+
+    optional_module("grain", "grain")
+    labels = "inferred" if manifest.labelled else None
+    common = {"labels": labels, "batch_size": s.batch_size, "shuffle": True, "seed": s.seed}
+    folder = class_folders(manifest, work)
+    if s.kind == "image":
+        ds = keras.utils.image_dataset_from_directory(
+            folder, image_size=s.image_size, verbose=False, format="grain", **common
+        )
+        note = 'format="grain", as returned (one process, Pillow + keras.ops resize)'
+        return Pipeline(name, lambda: iter(ds), note)
+    ds = keras.utils.text_dataset_from_directory(folder, verbose=False, format="grain", **common)
+    tokenizer = _tokenizer(manifest, work)
+
+    def batches() -> Iterator:
+        from ..decoders.text import pad_sequences
+
+        for batch in ds:
+            texts, y = batch if labels else (batch, np.full(len(batch), -1))
+            docs = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in texts]
+            yield pad_sequences([tokenizer(d) for d in docs], s.size), np.asarray(y)
+
+    return Pipeline(name, batches, 'format="grain" strings, then the kit\'s tokenizer')
+
+
+class _TorchFiles:
+    """A map-style dataset for ``torch.utils.data.DataLoader``: ``(sample, label)`` per row."""
+
+    def __init__(self, records: list[tuple[str, int]], decode: Any):
+        self.records, self.decode = records, decode
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64]:
+        return _labelled(self.decode, self.records[i])
+
+
+def _torch(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipeline:
+    torch = optional_module("torch", "torch")
+    rate, group = _peer_rate(name, manifest)
+    workers = s.workers or os.cpu_count() or 1
+    dataset = _TorchFiles(_records(manifest), _peer_decode(manifest, s, work, rate))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=s.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=True,
+        generator=torch.Generator().manual_seed(s.seed),
+    )
+
+    def prepare() -> None:
+        next(iter(loader))  # the persistent worker processes start here, untimed
+
+    note = f"DataLoader, num_workers={workers}, same decoding as grain"
+    if rate:
+        note += f", at the files' rate ({rate} Hz)"
+    return Pipeline(name, lambda: iter(loader), note, group=group, prepare=prepare)
+
+
 _BUILDERS: dict[tuple[str, str], Callable[[str, Manifest, Settings, Path], Pipeline]] = {
     (kind, base): builder
     for kind in PIPELINES
@@ -389,5 +650,8 @@ _BUILDERS: dict[tuple[str, str], Callable[[str, Manifest, Settings, Path], Pipel
         ("preload", _preload),
         ("tf.data", _tfdata),
         ("keras", _keras),
+        ("keras-grain", _keras_grain),
+        ("grain", _grain),
+        ("torch", _torch),
     )
 }

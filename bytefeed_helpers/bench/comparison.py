@@ -7,7 +7,12 @@
 - ``memory_vs_size`` measures peak memory against the number of files read;
   ``profile_pipelines`` profiles one epoch of each pipeline (memory timelines).
 - ``python -m bytefeed_helpers bench manifest.csv --kind image`` prints ``compare``'s table
-  (``bench_command``); ``--json`` for machines.
+  (``bench_command``); ``--json`` for machines; ``--isolate`` runs every pipeline's every
+  round in a fresh process of its own (``python -m bytefeed_helpers.bench.comparison``, the
+  rounds still alternating); ``--first-batch`` adds each pipeline's time to first batch from
+  a fresh process (interpreter start, imports, reading the manifest, building the pipeline,
+  the first batch). ``--gil`` (``gil.gil_command``, dispatched by the CLI) measures the GIL
+  ceiling instead.
 
 Timings are wall-clock and depend on the machine and its load: tests never assert them.
 """
@@ -63,9 +68,9 @@ def decode_paths(size: int) -> dict[str, Any]:
         return np.asarray(img)
 
     def pillow_draft(data: bytes) -> np.ndarray:
-        img = Image.open(io.BytesIO(data))
-        img.draft("RGB", (size, size))
-        img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        jpeg = Image.open(io.BytesIO(data))
+        jpeg.draft("RGB", (size, size))
+        img = jpeg.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return np.asarray(img)
 
     return {
@@ -87,7 +92,7 @@ def decode_bound(paths: Sequence[str], size: int = 224, *, files: int = 200) -> 
     which is less where cores share a physical core), or an empty dict when no file is a
     readable JPEG.
     """
-    data = []
+    data: list[tuple[bytes]] = []
     for p in paths:
         if len(data) >= files:
             break
@@ -116,7 +121,7 @@ def resample_bound(
     from ..decoders._resample import resample
     from ..decoders.audio import decode_audio
 
-    clips = []
+    clips: list[tuple[np.ndarray, int]] = []
     for p in paths[: 4 * files]:  # a sample: a folder of clips at the target rate has no bound
         if len(clips) >= files:
             break
@@ -152,7 +157,7 @@ def _bound(items: list[tuple], routes: dict[str, Any], what: str) -> dict:
         rates[route] = 1.0 / best
     if not rates or not items:
         return {}
-    top = max(rates, key=rates.get)
+    top = max(rates, key=rates.__getitem__)
     cores = _cores()
     all_cores = _rate_on_all_cores(routes[top], items, cores)
     return _bound_dict(rates, cores, all_cores, len(items), what)
@@ -161,7 +166,7 @@ def _bound(items: list[tuple], routes: dict[str, Any], what: str) -> dict:
 def _bound_dict(
     rates: dict[str, float], cores: int, all_cores: float, files: int, what: str
 ) -> dict:
-    top = max(rates, key=rates.get)
+    top = max(rates, key=rates.__getitem__)
     return {
         "cores": cores,
         "rates": rates,
@@ -202,6 +207,10 @@ class PipelineResult:
     group: str = "bytefeed"
     runs: list[dict] = field(default_factory=list)
     error: str | None = None
+    #: why the pipeline did not run here (a peer that is not installed); not a failure
+    skipped: str | None = None
+    #: seconds from starting a fresh process to its first batch, one per measurement
+    first_batch: list[float] = field(default_factory=list)
 
     def _median(self, key: str) -> float:
         values = [r[key] for r in self.runs]
@@ -224,6 +233,11 @@ class PipelineResult:
     def samples(self) -> int:
         return self.runs[-1]["samples"] if self.runs else 0
 
+    @property
+    def first_batch_s(self) -> float:
+        """Median seconds to the first batch from a fresh process (nan: not measured)."""
+        return float(statistics.median(self.first_batch)) if self.first_batch else float("nan")
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -235,6 +249,9 @@ class PipelineResult:
             "peak_mb": self.peak_mb,
             "runs": self.runs,
             "error": self.error,
+            "skipped": self.skipped,
+            "first_batch_s": self.first_batch_s,
+            "first_batch": self.first_batch,
         }
 
 
@@ -312,22 +329,30 @@ class Comparison:
             else f"max_length {s['size']}"
         )
         m = self.machine
+        first = any(r.first_batch for r in self.results)
+        isolated = " in a fresh process each" if s.get("isolate") else ""
         lines = [
             f"bytefeed bench: {self.files} {self.kind} files, {what}, batch {s['batch_size']}, "
-            f"{s['rounds']} rounds (median), {m.get('cores')} cores",
+            f"{s['rounds']} rounds (median){isolated}, {m.get('cores')} cores",
             "",
-            "| pipeline | samples/s | MB/s | peak MB | bytefeed is x faster | memory vs bytefeed |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| pipeline | samples/s | MB/s | peak MB | bytefeed is x faster | memory vs bytefeed |"
+            + (" first batch s |" if first else ""),
+            "|---|---:|---:|---:|---:|---:|" + ("---:|" if first else ""),
         ]
+        pad = " |" if first else ""
         for r in self.results:
+            fb = f" {r.first_batch_s:.2f} |" if r.first_batch else pad
+            if r.skipped:
+                lines.append(f"| {r.name} | skipped: {r.skipped} | | | | |{pad}")
+                continue
             if r.error:
-                lines.append(f"| {r.name} | failed: {r.error} | | | | |")
+                lines.append(f"| {r.name} | failed: {r.error} | | | | |{fb}")
                 continue
             speed = self.speedup(r.name)
             mem = self.memory_ratio(r.name)
             lines.append(
                 f"| {r.name} | {r.samples_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.peak_mb:,.0f} "
-                f"| {speed:.2f}x | {mem:.1f}x |"
+                f"| {speed:.2f}x | {mem:.1f}x |{fb}"
             )
         if self.bound:
             b = self.bound
@@ -335,7 +360,7 @@ class Comparison:
                 f"| {b.get('what', 'decode')} bound | {b['bound']:,.0f} | | "
                 f"| {self.bound_fraction:.0%} of it "
                 f"| {b['cores']} cores x {b['best_rate']:,.0f}/s ({b['best']}); "
-                f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s |"
+                f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s |{pad}"
             )
         notes = [f"- {r.name}: {r.note}" for r in self.results if r.note]
         if notes:
@@ -351,7 +376,7 @@ class Comparison:
         import matplotlib.pyplot as plt
 
         ax = ax or plt.gca()
-        ok = [r for r in self.results if not r.error]
+        ok = [r for r in self.results if not r.error and not r.skipped]
         colors = ["tab:green" if r.name.startswith("bytefeed") else "tab:gray" for r in ok]
         ax.bar([r.name for r in ok], [r.samples_per_s for r in ok], color=colors)
         if self.bound:
@@ -414,6 +439,8 @@ def compare(
     bound: bool = True,
     workdir: str | os.PathLike | None = None,
     progress: bool = True,
+    isolate: bool = False,
+    first_batch: bool = False,
 ) -> Comparison:
     """Run several pipelines over the same files and compare them.
 
@@ -439,8 +466,14 @@ def compare(
         workers: bytefeed's and the preload's threads (default: the cores).
         bound: measure the decode bound (images) or the resampling bound (audio).
         workdir: scratch folder (links for Keras, the cache); default a temporary one.
+        isolate: run each pipeline's each round (warm-up batch, then the timed epoch) in a
+            fresh Python process of its own, so no pipeline's threads, caches or heap
+            affect another's; also records each round's time to first batch.
+        first_batch: (without ``isolate``) time each pipeline's first batch once from a
+            fresh process, after the rounds.
 
-    A pipeline that fails is reported with its error, not raised.
+    A pipeline that fails is reported with its error, not raised; one whose package is not
+    installed (a peer) is reported as skipped.
     """
     from ..manifest import Manifest, read_manifest
     from .baselines import Settings, make_pipeline, pipeline_names
@@ -461,13 +494,15 @@ def compare(
         work = (
             Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         )
+        csv = manifest.write(work / "bench-manifest.csv") if isolate or first_batch else None
         total = rounds * len(names)
         from tqdm.auto import tqdm
 
         bar = stack.enter_context(tqdm(total=total, desc="bench", disable=not progress, delay=1))
-        for name in names:  # first calls compile, trace and import: keep them out of the runs
-            bar.set_postfix_str(f"warm-up {name}")
-            _warm_up(name, manifest, settings, work, make_pipeline)
+        if not isolate:
+            for name in names:  # first calls compile, trace and import: keep them out of runs
+                bar.set_postfix_str(f"warm-up {name}")
+                _warm_up(name, manifest, settings, work, make_pipeline)
         for r in range(rounds):
             if bound and kind == "image":
                 bounds.append(decode_bound(manifest.paths, size))
@@ -475,13 +510,20 @@ def compare(
                 bounds.append(resample_bound(manifest.paths, sample_rate, duration))
             for name in names if r % 2 == 0 else names[::-1]:
                 bar.set_postfix_str(name)
-                _run_once(results[name], manifest, settings, work, make_pipeline)
+                if isolate:
+                    _run_in_child(results[name], csv, settings, work, "run")
+                else:
+                    _run_once(results[name], manifest, settings, work, make_pipeline)
                 bar.update()
+        if first_batch and not isolate:
+            for name in names:
+                bar.set_postfix_str(f"first batch {name}")
+                _run_in_child(results[name], csv, settings, work, "first")
     best = _median_bound(bounds)
     return Comparison(
         kind=kind,
         files=len(manifest),
-        settings={**settings.__dict__, "rounds": rounds},
+        settings={**settings.__dict__, "rounds": rounds, "isolate": isolate},
         results=list(results.values()),
         bound=best,
         machine=machine_info(kind),
@@ -504,7 +546,9 @@ def _warm_up(name: str, manifest: Any, settings: Any, work: Path, make: Any) -> 
 
 
 def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, make: Any) -> None:
-    if result.error:
+    from .baselines import SkippedPipeline
+
+    if result.error or result.skipped:
         return
     pipeline = None
     try:
@@ -513,6 +557,9 @@ def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, 
         pipeline.prepare()
         trim_heap()
         prof = profile_stream(pipeline.batches(), name=result.name, trace_python=False)
+    except SkippedPipeline as exc:
+        result.skipped = str(exc)
+        return
     except Exception as exc:  # one broken pipeline must not hide the others' numbers
         from ..errors import reason_of
 
@@ -533,6 +580,85 @@ def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, 
             "peak_mb": prof.rss_peak_growth / MB,
         }
     )
+
+
+# --- one pipeline in a fresh process ------------------------------------------------------------
+#: The line a child process prints its result on (the rest of its output is the libraries').
+CHILD_MARK = "bytefeed-bench-child: "
+
+
+def _run_in_child(
+    result: PipelineResult, csv: Path | None, settings: Any, work: Path, mode: str
+) -> None:
+    """Run ``result.name`` in ``python -m bytefeed_helpers.bench.comparison``: ``mode``
+    "first" times the first batch from the process's start; "run" also runs ``_run_once``
+    after a fresh build (the first batch serving as its warm-up). Adds to ``result``."""
+    import subprocess
+
+    if result.error or result.skipped or csv is None:
+        return
+    spec = {
+        "name": result.name,
+        "manifest": str(csv),
+        "settings": settings.__dict__,
+        "work": str(work),
+        "mode": mode,
+        "spawned": time.time(),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bytefeed_helpers.bench.comparison", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARK)]
+    if not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        result.error = f"child process failed: {tail[0][:200]}"
+        return
+    out = json.loads(lines[-1][len(CHILD_MARK) :])
+    result.note = out.get("note", result.note)
+    result.group = out.get("group", result.group)
+    result.skipped = out.get("skipped")
+    result.error = out.get("error")
+    if out.get("first_batch_s") is not None:
+        result.first_batch.append(out["first_batch_s"])
+    if out.get("run"):
+        result.runs.append(out["run"])
+
+
+def _child(spec: dict) -> dict:
+    """The child's side of ``_run_in_child``: what it prints after ``CHILD_MARK``."""
+    from ..manifest import read_manifest
+    from .baselines import Settings, SkippedPipeline, make_pipeline
+
+    s = Settings(**spec["settings"])
+    out: dict[str, Any] = {}
+    try:
+        manifest = read_manifest(spec["manifest"], kind=s.kind)
+        pipeline = make_pipeline(spec["name"], manifest, s, spec["work"])
+        out["note"], out["group"] = pipeline.note, pipeline.group
+        try:
+            it = iter(pipeline.batches())
+            next(it)
+            out["first_batch_s"] = time.time() - spec["spawned"]
+            if hasattr(it, "close"):
+                it.close()
+        finally:
+            pipeline.close()
+        del pipeline
+    except SkippedPipeline as exc:
+        return {**out, "skipped": str(exc)}
+    except Exception as exc:
+        from ..errors import reason_of
+
+        return {**out, "error": reason_of(exc)}
+    if spec["mode"] == "run":
+        result = PipelineResult(spec["name"])
+        _run_once(result, manifest, s, Path(spec["work"]), make_pipeline)
+        out.update(error=result.error, skipped=result.skipped)
+        out["run"] = result.runs[-1] if result.runs else None
+    return out
 
 
 def _median_bound(bounds: list[dict]) -> dict:
@@ -677,8 +803,8 @@ def bench_command(args: argparse.Namespace) -> int:
     from ..manifest import ManifestError, read_manifest
 
     try:
-        manifest = read_manifest(args.manifest, kind=args.kind)
-    except (OSError, ManifestError) as exc:
+        manifest = read_manifest(args.manifest, kind=args.kind, **args.manifest_options)
+    except (OSError, ManifestError, ValueError) as exc:
         print(f"bench: cannot read manifest {args.manifest}: {exc}", file=sys.stderr)
         return 2
     pipelines = [p.strip() for p in args.pipelines.split(",")] if args.pipelines else None
@@ -690,10 +816,18 @@ def bench_command(args: argparse.Namespace) -> int:
             size=args.size,
             batch_size=args.batch,
             rounds=args.rounds,
+            workers=getattr(args, "workers", None),
             progress=not args.json and sys.stderr.isatty(),
+            isolate=getattr(args, "isolate", False),
+            first_batch=getattr(args, "first_batch", False),
         )
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     print(result.to_json() if args.json else result.table())
     return 1 if any(r.error for r in result.results) else 0
+
+
+if __name__ == "__main__":  # one pipeline in a fresh process: ``_run_in_child``
+    _spec = json.loads(sys.argv[1])
+    print(CHILD_MARK + json.dumps(_child(_spec), default=_jsonable), flush=True)
