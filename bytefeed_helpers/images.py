@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .decoders._fileio import DEFAULT_MAX_FILE_MB, check_max_file_mb
-from .decoders.image import check_image_settings, decode_image
+from .decoders.image import check_image_settings, decode_checked
 from .engine import Decoder, stack
 from .options import (
     BatchPolicy,
@@ -129,13 +129,13 @@ def image_batches(
     settings.update(dtype=dtype, interpolation=interpolation, data_format=data_format)
     decoder = Decoder(
         functools.partial(
-            decode_image,
+            decode_checked,  # the settings were checked above, once
             image_size=size,
             channels=channels,
             fit=fit,
             dtype=dtype,
             interpolation=interpolation,
-            max_file_mb=max_file_mb,
+            max_bytes=check_max_file_mb(max_file_mb),
         )
     )
     # a postprocess step, so augmentation (which runs before it) still sees [B, H, W, C]
