@@ -30,21 +30,27 @@ class Source(Protocol):
 
 
 class FileSource:
-    """Rows of a ``Manifest``: decoders get each file's path and open it themselves."""
+    """Rows of a ``Manifest``: decoders get each file's path and open it themselves.
+
+    ``path(row)`` decodes that one path from the manifest's column (a ``StringColumn``):
+    ten million rows cost their bytes, not ten million ``str`` objects. ``fingerprint()`` is
+    the manifest's, computed once.
+    """
 
     def __init__(self, manifest: Any):
         self.manifest = manifest
         self.labels = manifest.labels
         self.class_names = manifest.class_names
+        self._paths = manifest.paths
 
     def __len__(self) -> int:
-        return len(self.manifest)
+        return len(self._paths)
 
     def path(self, row: int) -> str:
-        return self.manifest.paths[row]
+        return self._paths[row]
 
     def open(self, row: int) -> str:
-        return self.manifest.paths[row]
+        return self._paths[row]
 
     def fingerprint(self) -> str:
         return self.manifest.fingerprint()

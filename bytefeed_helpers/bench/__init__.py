@@ -18,12 +18,14 @@ from .comparison import (
     repeat_manifest,
 )
 from .profiling import MemorySampler, StageStats, StreamProfile, profile_stream, rss
+from .scale import ScaleReport, scale_benchmark
 from .speed import read_speed, step_time_ratio
 
 __all__ = [
     "Comparison",
     "MemorySampler",
     "PipelineResult",
+    "ScaleReport",
     "StageStats",
     "StreamProfile",
     "article_audio_generator",
@@ -40,5 +42,6 @@ __all__ = [
     "read_speed",
     "repeat_manifest",
     "rss",
+    "scale_benchmark",
     "step_time_ratio",
 ]
