@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Manifest": "manifest",
     "ManifestError": "manifest",
-    "build_manifest": "manifest",
+    "build_manifest": "folders",
     "read_manifest": "manifest",
     "BadFileError": "errors",
     "SkippedFile": "errors",
@@ -68,8 +68,9 @@ if TYPE_CHECKING:
     from .decoders.text import WordTokenizer
     from .directory import from_directory
     from .errors import BadFileError, BytefeedWarning, SkippedFile
+    from .folders import build_manifest
     from .images import image_batches
-    from .manifest import Manifest, ManifestError, build_manifest, read_manifest
+    from .manifest import Manifest, ManifestError, read_manifest
     from .packed import pack
     from .stream import Stream
     from .text import text_batches

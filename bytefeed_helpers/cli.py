@@ -98,7 +98,7 @@ def _manifest_options(args: argparse.Namespace) -> dict:
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from .manifest import build_manifest
+    from .folders import build_manifest
 
     m = build_manifest(
         args.root, kind=args.kind, extensions=args.ext, follow_links=args.follow_links

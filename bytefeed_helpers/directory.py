@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from .audio import audio_batches
+from .folders import build_manifest
 from .images import image_batches
-from .manifest import EXTENSIONS, Manifest, build_manifest
+from .manifest import EXTENSIONS, Manifest
 from .options import Kind, LabelMode, check_choice
 from .stream import Stream
 from .text import text_batches

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..manifest import Manifest, build_manifest
+from ..folders import build_manifest
+from ..manifest import Manifest
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "data_sample"
 _FORMATS = {"jpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png"), "webp": ("WEBP", ".webp")}

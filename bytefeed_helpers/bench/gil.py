@@ -358,6 +358,7 @@ def gil_ceiling(
         raise ValueError("the manifest is empty")
     _warm_page_cache(manifest.paths)
     settings = Settings(kind, size, batch_size, sample_rate, duration, 0, workers)
+    runs: list[tuple[str, int | None]]
     if kind == "image":
         runs = [(f"{kind} {size}x{size}", None)]
     else:

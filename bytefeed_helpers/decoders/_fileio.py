@@ -119,7 +119,7 @@ def check_max_file_mb(max_file_mb: Any, name: str = "max_file_mb") -> int | None
     ok = (
         isinstance(max_file_mb, numbers.Real)  # numpy's numbers too
         and not isinstance(max_file_mb, bool)
-        and max_file_mb > 0
+        and float(max_file_mb) > 0
         and not math.isnan(max_file_mb)
     )
     if not ok:

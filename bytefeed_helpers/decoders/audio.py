@@ -297,7 +297,7 @@ def _source(src: Source, max_bytes: int | None = None) -> int | IO[bytes]:
         if max_bytes is not None and len(src) > max_bytes:
             raise file_too_large(len(src), max_bytes)
         return io.BytesIO(src)
-    if hasattr(src, "read"):
+    if not isinstance(src, str | os.PathLike):  # a binary file object
         left = _bytes_left(src)
         if left == 0:
             raise BadFileError("empty file")
@@ -354,6 +354,7 @@ def _window(
     if crop == "center":
         return spare // 2, count
     if crop == "random":
+        assert rng is not None  # decode_audio's check: crop="random" comes with an rng
         return int(rng.integers(0, spare + 1)), count
     return 0, count
 
@@ -438,7 +439,7 @@ def _decode_pcm16_wav(
         else:
             data = read_at(fd, size, first)
     if len(data) != size or frames <= 0:
-        if state is not None:
+        if state is not None and rng is not None:
             rng.bit_generator.state = state  # libsndfile draws the same crop again
         return None
     ints = np.frombuffer(data, "<i2").reshape(-1, channels)
@@ -815,7 +816,7 @@ def _decode_fallback(
     reason = f"not a readable audio file: {_sf_reason(sf_error)}"
     # a path gets here only after _source found it a regular file (FFmpeg waits on FIFOs too)
     backends = [] if not isinstance(src, str | os.PathLike) else _audioread_backends()
-    if not backends:
+    if not backends or not isinstance(src, str | os.PathLike):  # audioread reads paths only
         raise BadFileError(reason) from sf_error
     import audioread
 

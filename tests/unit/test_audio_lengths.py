@@ -26,7 +26,8 @@ from support import DATA
 from bytefeed_helpers import audio_batches
 from bytefeed_helpers.decoders.audio import audio_info, decode_audio
 from bytefeed_helpers.errors import BadFileError
-from bytefeed_helpers.manifest import Manifest, build_manifest
+from bytefeed_helpers.folders import build_manifest
+from bytefeed_helpers.manifest import Manifest
 
 CAN_WRITE_MP3 = "MP3" in sf.available_formats() and "MPEG_LAYER_III" in sf.available_subtypes("MP3")
 needs_mp3 = pytest.mark.skipif(not CAN_WRITE_MP3, reason="libsndfile < 1.1 writes no MP3")

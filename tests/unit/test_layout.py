@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"decoders.image", "decoders.audio", "decoders.text"},
     {"decoders"},
     {"manifest"},
+    {"folders"},
     {"packed"},
     {"sources", "order"},
     {"engine"},

@@ -17,7 +17,7 @@ import pytest
 
 from bytefeed_helpers import BytefeedWarning, Manifest, ManifestError, build_manifest, read_manifest
 from bytefeed_helpers.cli import main as cli
-from bytefeed_helpers.manifest import (
+from bytefeed_helpers.folders import (
     BROKEN_LINK,
     FOLDER_SEEN,
     LINK_LOOP,
