@@ -24,10 +24,10 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest
 
-# The unit tests alone (no notebook is executed), on two processes (pytest-xdist): under a
-# minute on two cores.
+# The unit tests alone (no notebook is executed, no test marked slow), on two processes
+# (pytest-xdist): under a minute on two cores. `make test` runs everything.
 test-fast: $(STAMP)
-	$(PY) -m pytest tests/unit -m "not notebook" -q -n 2 --dist worksteal
+	$(PY) -m pytest tests/unit -m "not notebook and not slow" -q -n 2 --dist worksteal
 
 # Each notebook executed with papermill on small parameters, plus the notebook conventions.
 test-notebooks: $(STAMP)

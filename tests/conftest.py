@@ -46,3 +46,30 @@ def run_nb(tmp_path, kernel_name):
         return executed
 
     return run
+
+
+# Tests of about 5 s or more each: subprocesses that import TensorFlow or JAX, Grain's worker
+# processes, whole CLI runs, a process killed mid-epoch. `make test` runs them; `make
+# test-fast` (-m "not notebook and not slow") leaves them out to stay under a minute.
+SLOW = (
+    "unit/bench/test_baselines_peers.py::",
+    "unit/bench/test_baselines.py::test_image_pipelines_read_every_file[grain]",
+    "unit/bench/test_baselines.py::test_audio_pipelines[grain",
+    "unit/bench/test_baselines.py::test_text_pipelines[grain]",
+    "unit/bench/test_gil.py::test_bench_gil_cli",
+    "unit/bench/test_comparison.py::test_compare_small",
+    "unit/bench/test_scale.py::",
+    "unit/test_backends.py::",
+    "unit/test_install.py::",
+    "unit/test_engine_padding.py::test_a_jax_fit",
+    "unit/test_cache.py::test_killed_mid_epoch",
+    "unit/test_hostile_files.py::test_streams_stay_small",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        node = Path(item.path).relative_to(tests).as_posix() + "::" + item.name
+        if node.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
