@@ -427,20 +427,7 @@ class Manifest:
             ) from None
         names = [str(k) for k in keys]
         where = "the table"
-        path_i = _find_column(names, path_column)
-        if path_i is None:
-            raise ManifestError(
-                _missing_column_message(
-                    where, names, path_column, label_column=label_column, is_path=True
-                )
-            )
-        label_i = None if label_column is None else _find_column(names, label_column)
-        if label_column is not None and label_i is None and label_column != "label":
-            raise ManifestError(
-                _missing_column_message(
-                    where, names, label_column, label_column=None, is_path=False
-                )
-            )
+        path_i, label_i = _columns(where, names, path_column, label_column)
         missing = _missing_test()
         paths: list[str] = []
         for row, value in enumerate(df[keys[path_i]]):
@@ -1416,6 +1403,26 @@ def _has_header(lines: list[str], delimiter: str, base: str, suffix: str, path_c
     return len(lines) > 1 and _looks_like_path(lines[1], base, suffix)
 
 
+def _columns(
+    where: str, names: Sequence[str], path_column: str, label_column: str | None
+) -> tuple[int, int | None]:
+    """The indices of the path and label columns among ``names``; ``ManifestError`` when the
+    path column, or a label column the caller named (not the default "label"), is missing."""
+    path_i = _find_column(names, path_column)
+    if path_i is None:
+        raise ManifestError(
+            _missing_column_message(
+                where, names, path_column, label_column=label_column, is_path=True
+            )
+        )
+    label_i = None if label_column is None else _find_column(names, label_column)
+    if label_column is not None and label_i is None and label_column != "label":
+        raise ManifestError(
+            _missing_column_message(where, names, label_column, label_column=None, is_path=False)
+        )
+    return path_i, label_i
+
+
 def _find_column(header: Sequence[str], name: str) -> int | None:
     """Index of ``name`` in ``header``: exact match first, else ignoring case and spaces."""
     if name in header:
@@ -1498,20 +1505,7 @@ def _read_csv(
                 if len(set(lower)) != len(lower):
                     raise ManifestError(f"{src}:{reader.line_num}: duplicate column names")
                 where = f"{src}:{reader.line_num}: the header"
-                path_i = _find_column(header, path_column)
-                if path_i is None:
-                    raise ManifestError(
-                        _missing_column_message(
-                            where, header, path_column, label_column=label_column, is_path=True
-                        )
-                    )
-                label_i = None if label_column is None else _find_column(header, label_column)
-                if label_i is None and label_column not in (None, "label"):
-                    raise ManifestError(
-                        _missing_column_message(
-                            where, header, label_column, label_column=None, is_path=False
-                        )
-                    )
+                path_i, label_i = _columns(where, header, path_column, label_column)
                 extra_i = [i for i in range(len(header)) if i not in (path_i, label_i)]
                 extra = {header[i]: [] for i in extra_i}
                 continue
@@ -1552,18 +1546,7 @@ def _read_parquet(
     where = f"{src}: the table"
     if len({n.lower() for n in names}) != len(names):
         raise ManifestError(f"{where} has duplicate column names {schema.names}")
-    path_i = _find_column(names, path_column)
-    if path_i is None:
-        raise ManifestError(
-            _missing_column_message(
-                where, names, path_column, label_column=label_column, is_path=True
-            )
-        )
-    label_i = None if label_column is None else _find_column(names, label_column)
-    if label_column is not None and label_i is None and label_column != "label":
-        raise ManifestError(
-            _missing_column_message(where, names, label_column, label_column=None, is_path=False)
-        )
+    path_i, label_i = _columns(where, names, path_column, label_column)
     label_raw = None if label_i is None else schema.names[label_i]
     dictionary = (
         [label_raw]
