@@ -23,6 +23,23 @@ DATA = ROOT / "data_sample"
 NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = ROOT / "bytefeed_helpers"
 
+#: Import names of the ``notebooks`` extra's packages and of what only they bring in: the
+#: core must work without every one of them (test_install, test_layout).
+NOTEBOOK_MODULES = frozenset(
+    (
+        "IPython",
+        "ipykernel",
+        "ipywidgets",
+        "jupyter_client",
+        "jupyter_server",
+        "jupyterlab",
+        "matplotlib",
+        "nbclient",
+        "nbformat",
+        "papermill",
+    )
+)
+
 #: Every kind of ``src`` the decoders take, for ``source_of``.
 SOURCE_KINDS = ("str", "path", "bytes", "bytearray", "memoryview", "fileobj")
 

@@ -10,21 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from support import DATA, ROOT
+from support import DATA, NOTEBOOK_MODULES, ROOT
 
-#: The import names of the `notebooks` extra's packages and of what only they bring in.
-BLOCKED = (
-    "IPython",
-    "ipykernel",
-    "ipywidgets",
-    "jupyter_client",
-    "jupyter_server",
-    "jupyterlab",
-    "matplotlib",
-    "nbclient",
-    "nbformat",
-    "papermill",
-)
+BLOCKED = sorted(NOTEBOOK_MODULES)
 
 # Runs in a fresh interpreter so that nothing this test session imported leaks in. A finder
 # first on sys.meta_path answers every blocked import as a missing package would; libraries

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import PACKAGE
+from support import NOTEBOOK_MODULES, PACKAGE
 
 ROOT_PACKAGE = "bytefeed_helpers"
 
@@ -335,21 +335,6 @@ def test_import_is_free_of_tensorflow_and_keras():
     assert loaded == []
 
 
-#: Import names of the ``notebooks`` extra's packages.
-NOTEBOOK_EXTRA = {
-    "IPython",
-    "ipykernel",
-    "ipywidgets",
-    "jupyter_client",
-    "jupyter_server",
-    "jupyterlab",
-    "matplotlib",
-    "nbclient",
-    "nbformat",
-    "papermill",
-}
-
-
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
@@ -399,7 +384,7 @@ def test_core_modules_need_the_notebooks_extra_only_inside_functions():
         bad += [
             f"{_absolute(name)}:{line} imports {module}"
             for module, line in import_time_imports(tree.body)
-            if module.split(".")[0] in NOTEBOOK_EXTRA
+            if module.split(".")[0] in NOTEBOOK_MODULES
         ]
     assert not bad, "core modules import the notebooks extra when imported:\n" + "\n".join(bad)
 
