@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from .decoders._fileio import DEFAULT_MAX_FILE_MB, check_max_file_mb
-from .decoders.audio import audio_info, check_audio_settings, decode_audio, logmel
+from .decoders._resample import QUALITY, check_quality
+from .decoders.audio import check_audio_settings, decode_checked, info_checked, logmel
 from .engine import Collate, Decoder, stack
 from .errors import BadFileError
 from .options import (
@@ -61,6 +62,7 @@ def audio_batches(
     batch_policy: BatchPolicy = "short",
     label_mode: LabelMode | None = "int",
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB["audio"],
+    resample_quality: str = QUALITY,
 ) -> Stream:
     """Stream batches of audio clips decoded from ``manifest``.
 
@@ -87,7 +89,9 @@ def audio_batches(
     ``max_duration`` does not apply.
 
     WAV (8/16/24/32-bit, float), FLAC, OGG and MP3 are read with libsndfile, only the frames
-    needed; stereo is mixed to mono and resampled to ``sample_rate`` with soxr (HQ); None
+    needed; stereo is mixed to mono and resampled to ``sample_rate`` with soxr's filter
+    ``resample_quality`` ("HQ", librosa's, by default; "QQ", "LQ", "MQ" are quicker and
+    alias more, "VHQ" is slower: speeds and errors against HQ in BENCHMARKS.md); None
     keeps each file's own rate (as Keras's ``sampling_rate=None``: clips of different rates
     then share a batch unresampled). Each clip is cropped to ``duration`` (``crop="random"``
     for training streams by default, else ``"start"``; ``"center"`` is the third choice) or
@@ -150,8 +154,10 @@ def audio_batches(
     for name, value in (("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length)):
         check_int(name, value)
     _check_variable_length(duration, max_duration, channel_axis, lengths, cache)
-    check_max_file_mb(max_file_mb)
-    decoder, collate = _decoding(sample_rate, duration, crop, max_duration, max_file_mb)
+    check_quality(resample_quality)
+    decoder, collate = _decoding(
+        sample_rate, duration, crop, max_duration, check_max_file_mb(max_file_mb), resample_quality
+    )
     post = None
     if features == "logmel":
         if sample_rate is None:
@@ -164,6 +170,7 @@ def audio_batches(
         )
     settings: dict[str, Any] = {"sample_rate": sample_rate, "duration": duration, "crop": crop}
     settings["features"] = features or "waveform"
+    settings["resample_quality"] = resample_quality
     settings.update(n_mels=n_mels, n_fft=n_fft, hop_length=hop_length)
     settings.update(max_duration=max_duration, channel_axis=channel_axis, lengths=lengths)
     inputs = None
@@ -222,16 +229,26 @@ def _decoding(
     duration: float | None,
     crop: str,
     max_duration: float | None,
-    max_file_mb: float | None,
+    max_bytes: int | None,
+    quality: str,
 ) -> tuple[Decoder, Collate]:
-    """The decoder and collate step: clips of one length stacked, or whole clips padded."""
+    """The decoder and collate step: clips of one length stacked, or whole clips padded.
+    The settings were checked by ``audio_batches``; the decoders do not check them again."""
     if duration is None:
         whole = functools.partial(
-            _whole_clip, sample_rate=sample_rate, max_duration=max_duration, max_file_mb=max_file_mb
+            _whole_clip,
+            sample_rate=sample_rate,
+            max_duration=max_duration,
+            max_bytes=max_bytes,
+            quality=quality,
         )
         return Decoder(whole), Collate(pad_clips, same_shape=False)
     fixed = functools.partial(
-        decode_audio, sample_rate=sample_rate, duration=duration, max_file_mb=max_file_mb
+        decode_checked,
+        sample_rate=sample_rate,
+        duration=duration,
+        max_bytes=max_bytes,
+        quality=quality,
     )
     # Only random crops draw from the engine's per-file generator; the others say they take
     # none, so none is made (seeding one costs as much as reading a clip).
@@ -245,7 +262,12 @@ def _decoding(
 
 
 def _whole_clip(
-    src: Any, *, sample_rate: int | None, max_duration: float | None, max_file_mb: float | None
+    src: Any,
+    *,
+    sample_rate: int | None,
+    max_duration: float | None,
+    max_bytes: int | None,
+    quality: str,
 ) -> np.ndarray:
     """A whole clip ``float32 [T]``; BadFileError ("clip too long: ...") past ``max_duration``.
 
@@ -253,20 +275,31 @@ def _whole_clip(
     length is checked too (a header's frame count may be an estimate, as an MP3's).
     """
     if max_duration is None:
-        return decode_audio(src, sample_rate, None, max_file_mb=max_file_mb)
+        return _whole(src, sample_rate, max_bytes, quality)
     try:
-        info = audio_info(src, max_file_mb=max_file_mb)
+        info = info_checked(src, max_bytes)
     except BadFileError:
         info = None  # a format only the fallback decoder reads: checked once decoded
     if not isinstance(src, str | os.PathLike | bytes | bytearray | memoryview):
         src.seek(0)  # a packed row's file object: decode it from its start
     if info is not None and info["duration"] > max_duration:
         raise BadFileError(_too_long(info["duration"], max_duration))
-    clip = decode_audio(src, sample_rate, None, max_file_mb=max_file_mb)
+    clip = _whole(src, sample_rate, max_bytes, quality)
     rate = sample_rate or (info["samplerate"] if info is not None else None)
     if rate is not None and len(clip) > round(max_duration * rate):
         raise BadFileError(_too_long(len(clip) / rate, max_duration))
     return clip
+
+
+def _whole(src: Any, sample_rate: int | None, max_bytes: int | None, quality: str) -> np.ndarray:
+    return decode_checked(
+        src,
+        sample_rate=sample_rate,
+        duration=None,
+        crop="start",
+        max_bytes=max_bytes,
+        quality=quality,
+    )
 
 
 def _too_long(seconds: float, max_duration: float) -> str:

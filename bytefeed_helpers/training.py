@@ -194,7 +194,7 @@ SETTINGS = {
     "image": ("image_size", "channels", "fit", "dtype", "interpolation", "data_format"),
     "audio": (
         *("sample_rate", "duration", "crop", "features", "n_mels", "n_fft", "hop_length"),
-        *("max_duration", "channel_axis", "lengths"),
+        *("max_duration", "channel_axis", "lengths", "resample_quality"),
     ),
     "text": ("max_length", "tokenizer", "max_tokens", "output"),
 }

@@ -39,7 +39,7 @@ from ._fileio import (
     open_regular,
     read_at,
 )
-from ._resample import resample
+from ._resample import QUALITY, check_quality, resample
 from ._scratch import scratch
 
 __all__ = ["AUDIO_FORMATS", "audio_info", "decode_audio", "logmel"]
@@ -99,6 +99,7 @@ def decode_audio(
     rng: np.random.Generator | None = None,
     mono: bool = True,
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB["audio"],
+    resample_quality: str = QUALITY,
 ) -> np.ndarray:
     """Decode one clip to ``float32 [N]`` (``[N, channels]`` with ``mono=False``), in [-1, 1].
 
@@ -113,6 +114,9 @@ def decode_audio(
         mono: average the channels (True) or keep them as the last axis (False).
         max_file_mb: refuse larger files (MB of 2**20 bytes; None: no limit) before reading
             them. The default, 2048, is the largest WAV most tools write.
+        resample_quality: soxr's filter when the file's rate is not ``sample_rate``: "QQ",
+            "LQ", "MQ", "HQ" (the default, librosa's) or "VHQ"; speeds and errors against HQ
+            are in ``decoders._resample``.
 
     Only the frames the clip needs are read (plus a small margin for the resampling filter,
     and 8 MPEG frames before an MP3 window), except once per file (remembered per path): the
@@ -131,9 +135,38 @@ def decode_audio(
         FileNotFoundError: ``src`` names no file.
         ValueError: an argument outside the allowed values, or ``crop="random"`` without rng.
     """
-    _check_args(sample_rate, duration, crop, rng)
+    check_audio_settings(sample_rate, duration, crop)
+    check_quality(resample_quality)
     max_bytes = check_max_file_mb(max_file_mb)
-    clip = _decode_pcm16_wav(src, sample_rate, duration, crop, rng, mono, max_bytes)
+    return decode_checked(
+        src,
+        rng,
+        sample_rate=sample_rate,
+        duration=duration,
+        crop=crop,
+        mono=mono,
+        max_bytes=max_bytes,
+        quality=resample_quality,
+    )
+
+
+def decode_checked(
+    src: Source,
+    rng: np.random.Generator | None = None,
+    *,
+    sample_rate: int | None,
+    duration: float | None,
+    crop: str,
+    mono: bool = True,
+    max_bytes: int | None,
+    quality: str = QUALITY,
+) -> np.ndarray:
+    """``decode_audio`` with settings already checked (``check_audio_settings``,
+    ``check_quality``, ``check_max_file_mb``): what a stream calls for every file, so those
+    checks run once per stream, not once per clip."""
+    if crop == "random" and rng is None:
+        raise ValueError("crop='random' needs rng (a numpy.random.Generator)")
+    clip = _decode_pcm16_wav(src, sample_rate, duration, crop, rng, mono, max_bytes, quality)
     if clip is not None:
         return clip
     source = _source(src, max_bytes)  # a path: a checked descriptor, which fh then owns
@@ -142,7 +175,7 @@ def decode_audio(
     try:
         fh = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        return _decode_fallback(src, exc, sample_rate, duration, crop, rng, mono)
+        return _decode_fallback(src, exc, sample_rate, duration, crop, rng, mono, quality)
     with fh:
         in_rate, claimed, kind = _checked_rate(fh.samplerate), fh.frames, _length_kind(fh)
         if claimed <= 0:
@@ -166,7 +199,7 @@ def decode_audio(
         if failure is not None or len(samples) < count:
             _check_short_read(fh, kind, whole, claimed, first, count, len(samples), failure)
         _check_finite_elsewhere(fh, first, len(samples), key)
-    return _finish(samples, in_rate, out_rate, length, lead, mono)
+    return _finish(samples, in_rate, out_rate, length, lead, mono, quality=quality)
 
 
 def audio_info(
@@ -183,7 +216,12 @@ def audio_info(
     its header says (the reason ``decode_audio`` gives), a path that is not a regular file,
     or one over ``max_file_mb`` (as ``decode_audio``), FileNotFoundError for a missing one.
     """
-    source = _source(src, check_max_file_mb(max_file_mb))
+    return info_checked(src, check_max_file_mb(max_file_mb))
+
+
+def info_checked(src: Source, max_bytes: int | None) -> dict[str, Any]:
+    """``audio_info`` with the byte limit already checked (a stream's per-file call)."""
+    source = _source(src, max_bytes)
     try:
         _check_wav_source(source)  # before libsndfile moves a file object on
     except BadFileError:
@@ -272,14 +310,6 @@ def check_audio_settings(sample_rate: int | None, duration: float | None, crop: 
             f"duration must be a number of seconds > 0 or None. Received: duration={duration!r}"
         )
     check_choice("crop", crop, Crop)
-
-
-def _check_args(
-    sample_rate: int | None, duration: float | None, crop: str, rng: np.random.Generator | None
-) -> None:
-    check_audio_settings(sample_rate, duration, crop)
-    if crop == "random" and rng is None:
-        raise ValueError("crop='random' needs rng (a numpy.random.Generator)")
 
 
 def _source(src: Source, max_bytes: int | None = None) -> int | IO[bytes]:
@@ -398,6 +428,7 @@ def _decode_pcm16_wav(
     rng: np.random.Generator | None,
     mono: bool,
     max_bytes: int | None = None,
+    quality: str = QUALITY,
 ) -> np.ndarray | None:
     """The common case, a 16-bit PCM WAV file, read with one ``read`` of its first bytes.
 
@@ -449,7 +480,7 @@ def _decode_pcm16_wav(
         samples = scratch(ints.size * 4, "wav").view(np.float32).reshape(ints.shape)
         np.copyto(samples, ints)
     samples *= np.float32(2.0**-15)
-    return _finish(samples, in_rate, out_rate, length, lead, mono, from_ints=True)
+    return _finish(samples, in_rate, out_rate, length, lead, mono, from_ints=True, quality=quality)
 
 
 # The first read of a WAV: its header and, for clips up to ~1.4 s of 48 kHz stereo, the data.
@@ -761,8 +792,10 @@ def _finish(
     mono: bool,
     *,
     from_ints: bool = False,
+    quality: str = QUALITY,
 ) -> np.ndarray:
-    """Check, mix, resample, trim the filter margin and crop/pad ``samples`` to ``length``.
+    """Check, mix, resample (soxr filter ``quality``), trim the filter margin and crop/pad
+    ``samples`` to ``length``.
 
     ``from_ints``: the samples were converted from integers, so they are finite already.
     """
@@ -772,7 +805,7 @@ def _finish(
         samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
     if in_rate != out_rate:
         started = stages.start()
-        samples = resample(samples, in_rate, out_rate)
+        samples = resample(samples, in_rate, out_rate, quality)
         stages.done("resize", started)
     skip = round(lead * out_rate / in_rate)
     if length is None:
@@ -807,6 +840,7 @@ def _decode_fallback(
     crop: str,
     rng: np.random.Generator | None,
     mono: bool,
+    quality: str = QUALITY,
 ) -> np.ndarray:
     """Decode a file libsndfile cannot open with ``audioread`` (FFmpeg, GStreamer, ...).
 
@@ -840,4 +874,4 @@ def _decode_fallback(
     length = None if duration is None else round(out_rate * duration)
     start, count = _window(len(samples), in_rate, out_rate, length, crop, rng)
     clip = samples[start : start + count]
-    return _finish(clip, in_rate, out_rate, length, 0, mono, from_ints=True)
+    return _finish(clip, in_rate, out_rate, length, 0, mono, from_ints=True, quality=quality)

@@ -75,3 +75,33 @@ def test_model_fit_on_audio_stream(clips):
     model.compile("adam", "sparse_categorical_crossentropy")
     history = model.fit(stream, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("quality", ["QQ", "MQ", "VHQ"])
+def test_resample_quality_reaches_every_clip(clips, quality):
+    """``resample_quality`` is the filter every clip of the stream is resampled with: each
+    clip equals ``decode_audio`` with that quality, differs from HQ where rates differ, and
+    stays within soxr's error of HQ (rate 8 kHz, every sample file is 8-44.1 kHz)."""
+    from bytefeed_helpers.decoders import decode_audio
+
+    kw = {"batch_size": 48, "sample_rate": 8000, "duration": 0.5, "shuffle": False}
+    hq = next(iter(audio_batches(clips, **kw)))[0]
+    x = next(iter(audio_batches(clips, resample_quality=quality, **kw)))[0]
+    assert x.shape == hq.shape == (48, 4000)
+    for row, path in enumerate(clips.paths):
+        want = decode_audio(path, 8000, 0.5, resample_quality=quality)
+        np.testing.assert_array_equal(x[row], want)
+    assert not np.array_equal(x, hq)
+    assert np.sqrt(np.mean((x - hq) ** 2)) < 0.05  # the same audio, another filter
+
+
+def test_resample_quality_is_checked_when_built(clips):
+    with pytest.raises(ValueError, match=r"resample_quality must be one of QQ, LQ, MQ, HQ, VHQ"):
+        audio_batches(clips, resample_quality="best")
+
+
+def test_whole_clips_take_the_quality_too(clips):
+    kw = {"batch_size": 48, "sample_rate": 8000, "duration": None, "shuffle": False}
+    a = next(iter(audio_batches(clips, resample_quality="QQ", lengths=True, **kw)))[0]
+    b = next(iter(audio_batches(clips, lengths=True, **kw)))[0]
+    assert np.array_equal(a["lengths"], b["lengths"]) and not np.array_equal(a["audio"], b["audio"])

@@ -163,13 +163,13 @@ def test_a_clip_over_max_duration_is_skipped_before_it_is_read(clips, monkeypatc
     import bytefeed_helpers.audio as front
 
     decoded = []
-    real = front.decode_audio
+    real = front.decode_checked
 
     def spy(src, *args, **kw):
         decoded.append(str(src))
         return real(src, *args, **kw)
 
-    monkeypatch.setattr(front, "decode_audio", spy)
+    monkeypatch.setattr(front, "decode_checked", spy)
     stream = whole(clips, max_duration=1)
     assert sum(len(x) for x, _ in stream) == 5
     (error,) = stream.errors
