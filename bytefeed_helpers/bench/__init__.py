@@ -16,8 +16,9 @@ from .comparison import (
     plot_timelines,
     profile_pipelines,
     repeat_manifest,
+    sweep_rows,
 )
-from .profiling import MemorySampler, StageStats, StreamProfile, profile_stream, rss
+from .profiling import MemorySampler, StageStats, StreamProfile, profile_stream, round_sig, rss
 from .scale import ScaleReport, scale_benchmark
 from .speed import read_speed, step_time_ratio
 
@@ -41,7 +42,9 @@ __all__ = [
     "profile_stream",
     "read_speed",
     "repeat_manifest",
+    "round_sig",
     "rss",
     "scale_benchmark",
     "step_time_ratio",
+    "sweep_rows",
 ]

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from .profiling import MB, StreamProfile, fixed_mmap_threshold, profile_stream, trim_heap
+from .profiling import (
+    MB,
+    StreamProfile,
+    fixed_mmap_threshold,
+    profile_stream,
+    round_sig,
+    trim_heap,
+)
 
 
 # --- the decode bound ---------------------------------------------------------------------------
@@ -318,8 +325,8 @@ class Comparison:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=_jsonable)
 
-    def table(self) -> str:
-        """The comparison as a plain-text (and Markdown) table."""
+    def caption(self) -> str:
+        """One line saying what was compared: files, sizes, batch, rounds, cores."""
         s = self.settings
         what = (
             f"{s['size']}x{s['size']}"
@@ -328,12 +335,70 @@ class Comparison:
             if self.kind == "audio"
             else f"max_length {s['size']}"
         )
-        m = self.machine
-        first = any(r.first_batch for r in self.results)
         isolated = " in a fresh process each" if s.get("isolate") else ""
-        lines = [
+        return (
             f"bytefeed bench: {self.files} {self.kind} files, {what}, batch {s['batch_size']}, "
-            f"{s['rounds']} rounds (median){isolated}, {m.get('cores')} cores",
+            f"{s['rounds']} round{'s' if s['rounds'] != 1 else ''} (median){isolated}, "
+            f"{self.machine.get('cores')} cores"
+        )
+
+    def notes(self) -> list[str]:
+        """What each pipeline is (its note), then the machine, one line each."""
+        notes = [f"{r.name}: {r.note}" for r in self.results if r.note]
+        return [*notes, "machine: " + ", ".join(f"{k} {v}" for k, v in self.machine.items())]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The comparison as table rows (``notebook.html_table`` draws them), one per
+        pipeline and one for the decode (or resampling) bound.
+
+        Every row has the same keys. The numeric ones hold a number or None (nothing
+        measured), rounded to what it means: ``samples/s`` and ``MB/s`` to 3 significant
+        digits, ``peak MB`` to 0.1 MB, the ratios ``bytefeed speed-up`` (how many times
+        bytefeed's throughput is this row's) and ``memory vs bytefeed`` (this row's peak
+        over bytefeed's) to 2, and ``first batch s`` (only when measured) to 2. Words go in
+        ``note``: why a pipeline was skipped or failed, how the bound is made up.
+        """
+        first = any(r.first_batch for r in self.results)
+        out: list[dict[str, Any]] = []
+        for r in self.results:
+            ran = not (r.error or r.skipped) and bool(r.runs)
+            row: dict[str, Any] = {
+                "pipeline": r.name,
+                "samples/s": round_sig(r.samples_per_s) if ran else None,
+                "MB/s": round_sig(r.mb_per_s) if ran else None,
+                "peak MB": round(r.peak_mb, 1) if ran else None,
+                "bytefeed speed-up": round_sig(self.speedup(r.name), 2) if ran else None,
+                "memory vs bytefeed": round_sig(self.memory_ratio(r.name), 2) if ran else None,
+            }
+            if first:
+                row["first batch s"] = round_sig(r.first_batch_s, 2) if r.first_batch else None
+            row["note"] = (
+                f"skipped: {r.skipped}" if r.skipped else f"failed: {r.error}" if r.error else ""
+            )
+            out.append(row)
+        if self.bound:
+            b = self.bound
+            share = self.bound_fraction
+            row = dict.fromkeys(out[0] if out else ("pipeline", "samples/s", "note"))
+            row["pipeline"] = f"{b.get('what', 'decode')} bound"
+            row["samples/s"] = round_sig(b["bound"])
+            row["note"] = (
+                f"{b['cores']} cores x {round_sig(b['best_rate']):,.0f}/s ({b['best']}); "
+                f"all cores at once {round_sig(b.get('all_cores', float('nan'))):,.0f}/s"
+                + (f"; bytefeed reaches {share:.0%} of it" if share is not None else "")
+            )
+            out.append(row)
+        # NaN (a ratio without its bytefeed row, a rate of no run) is "not measured" too
+        return [
+            {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+            for row in out
+        ]
+
+    def table(self) -> str:
+        """The comparison as a plain-text (and Markdown) table."""
+        first = any(r.first_batch for r in self.results)
+        lines = [
+            self.caption(),
             "",
             "| pipeline | samples/s | MB/s | peak MB | bytefeed is x faster | memory vs bytefeed |"
             + (" first batch s |" if first else ""),
@@ -362,10 +427,10 @@ class Comparison:
                 f"| {b['cores']} cores x {b['best_rate']:,.0f}/s ({b['best']}); "
                 f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s |{pad}"
             )
-        notes = [f"- {r.name}: {r.note}" for r in self.results if r.note]
+        *notes, machine = self.notes()
         if notes:
-            lines += ["", *notes]
-        lines += ["", "machine: " + ", ".join(f"{k} {v}" for k, v in m.items())]
+            lines += ["", *(f"- {n}" for n in notes)]
+        lines += ["", machine]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -792,6 +857,25 @@ def memory_vs_size(
                 out.setdefault(name, []).append(result.peak_mb)
                 bar.update()
     return out
+
+
+def sweep_rows(sweep: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """``memory_vs_size``'s result as table rows, one per pipeline: ``pipeline``, the peak
+    MB at each size (``"peak MB, 100 files"``...) and ``growth MB`` (the peak at the largest
+    size minus the peak at the smallest), all to 0.1 MB, the numbers ``plot_memory_vs_size``
+    draws."""
+    files = sweep["files"]
+    rows = []
+    for name, peaks in sweep.items():
+        if name == "files":
+            continue
+        row: dict[str, Any] = {"pipeline": name}
+        row.update(
+            {f"peak MB, {n} files": round(mb, 1) for n, mb in zip(files, peaks, strict=True)}
+        )
+        row["growth MB"] = round(peaks[-1] - peaks[0], 1)
+        rows.append(row)
+    return rows
 
 
 # --- the CLI --------------------------------------------------------------------------------------

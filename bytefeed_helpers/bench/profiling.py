@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -28,6 +29,26 @@ from ..stages import STAGES
 from ..stream import Stream
 
 MB = 1e6
+
+
+@overload
+def round_sig(value: float, digits: int = 3) -> float: ...
+@overload
+def round_sig(value: None, digits: int = 3) -> None: ...
+def round_sig(value: float | None, digits: int = 3) -> float | None:
+    """``value`` rounded to ``digits`` significant digits (``1234.5`` -> ``1230.0`` at 3,
+    ``0.49561600000000006`` -> ``0.5`` at 2), for tables and results files: a wall-clock
+    rate or ratio is not known better than a percent or so. None, NaN, infinities and 0
+    come back as they are; ``digits`` must be at least 1.
+    """
+    if digits < 1:
+        raise ValueError(f"digits must be at least 1. Received: digits={digits!r}")
+    if value is None:
+        return None
+    v = float(value)
+    if v == 0 or not math.isfinite(v):
+        return v
+    return round(v, digits - 1 - math.floor(math.log10(abs(v))))
 
 
 # --- stage timing -------------------------------------------------------------------------------
@@ -235,6 +256,37 @@ class StreamProfile:
         """RSS at the end above the RSS at the start (what stayed allocated)."""
         return self.rss_end - self.rss_start
 
+    @property
+    def timeline_mb(self) -> np.ndarray:
+        """The sampled RSS above the start, in MB (``float64 [samples]``): what
+        ``plot_memory`` draws."""
+        return (np.asarray(self.timeline_rss, dtype=np.float64) - self.rss_start) / MB
+
+    @property
+    def timeline_peak_mb(self) -> float:
+        """The highest point of ``timeline_mb``: the top of the line ``plot_memory`` draws.
+
+        ``rss_peak_growth`` can be higher: on Linux it is the kernel's high-water mark, which
+        also sees a peak between two samples (the sampling thread needs the GIL, so it waits
+        while one long NumPy call, such as stacking a preloaded array, holds it).
+        """
+        series = self.timeline_mb
+        return float(series.max()) if series.size else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """This profile as one table row, rounded to what the numbers mean: ``pipeline``,
+        ``samples``, ``samples/s`` (3 significant digits), ``first batch ms`` (3 significant
+        digits), ``plotted peak MB`` (``timeline_peak_mb``) and ``peak MB``
+        (``rss_peak_growth``), both to 0.1 MB."""
+        return {
+            "pipeline": self.name,
+            "samples": self.samples,
+            "samples/s": round_sig(self.samples_per_s),
+            "first batch ms": round_sig(1000 * self.first_batch_s),
+            "plotted peak MB": round(self.timeline_peak_mb, 1),
+            "peak MB": round(self.rss_peak_growth / MB, 1),
+        }
+
     def stage_ms_per_sample(self) -> dict[str, float]:
         """Milliseconds per sample of each timed stage (``wait`` per sample too)."""
         n = max(1, self.samples)
@@ -261,7 +313,8 @@ class StreamProfile:
             + (f"  {self.read_mb_per_s:8.1f} MB/s read" if self.read_mb_per_s is not None else ""),
             f"  first batch  {self.first_batch_s:10.3f} s",
             f"  memory (RSS) start {self.rss_start / MB:.1f} MB, peak "
-            f"{self.rss_peak_growth / MB:+.1f} MB, end {self.rss_growth / MB:+.1f} MB",
+            f"{self.rss_peak_growth / MB:+.1f} MB{self._plotted_note()}, end "
+            f"{self.rss_growth / MB:+.1f} MB",
         ]
         if self.py_peak is not None and self.py_growth is not None:  # set together
             lines.append(
@@ -284,6 +337,14 @@ class StreamProfile:
                 )
         return "\n".join(lines)
 
+    def _plotted_note(self) -> str:
+        """Where the memory plot's top differs from the peak printed (see
+        ``timeline_peak_mb``), say so: a figure and the line under it must agree."""
+        plotted = self.timeline_peak_mb
+        if f"{plotted:+.1f}" == f"{self.rss_peak_growth / MB:+.1f}":
+            return ""
+        return f" (kernel's high-water mark; the plotted samples reach {plotted:+.1f} MB)"
+
     def __str__(self) -> str:
         return self.table()
 
@@ -305,8 +366,7 @@ class StreamProfile:
         import matplotlib.pyplot as plt
 
         ax = ax or plt.gca()
-        growth = (self.timeline_rss - self.rss_start) / MB
-        ax.plot(self.timeline_s, growth, label=label or self.name)
+        ax.plot(self.timeline_s, self.timeline_mb, label=label or self.name)
         ax.set(xlabel="seconds", ylabel="RSS above start (MB)", title="memory while iterating")
         return ax
 

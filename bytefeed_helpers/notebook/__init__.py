@@ -1,5 +1,5 @@
-"""Support for the notebooks: static figures, the interactive explorer, learning curves and
-confusion matrices, and the runner that executes notebooks and records what they prove.
+"""Support for the notebooks: static figures, HTML tables, the interactive explorer, learning
+curves and confusion matrices, and the runner that executes notebooks and records what they prove.
 
 Needs the ``notebooks`` extra (``pip install "bytefeed-helpers[notebooks]"``): matplotlib,
 ipywidgets, papermill and nbformat. Training jobs never need this package.
@@ -15,10 +15,12 @@ from .plots import (
     show_waveforms,
 )
 from .runner import NotebookRun, format_runs, run_notebook, run_notebooks, save_results
+from .tables import HTMLTable, html_table
 from .widgets import Explorer, explore
 
 __all__ = [
     "Explorer",
+    "HTMLTable",
     "NotebookRun",
     "audio_players",
     "collect_predictions",
@@ -26,6 +28,7 @@ __all__ = [
     "confusion_matrix",
     "explore",
     "format_runs",
+    "html_table",
     "plot_confusion",
     "plot_history",
     "run_notebook",

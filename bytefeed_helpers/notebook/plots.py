@@ -14,6 +14,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.table import Table
+from matplotlib.transforms import Bbox
 
 OK, WRONG = "#1a7f37", "#cf222e"
 PAD = "·"
@@ -296,6 +298,48 @@ def _word_lookup(tokenizer: Any) -> Callable[[int], str] | None:
     return None
 
 
+#: Token-table text size in points: 13.9 px in a notebook (the inline backend draws at
+#: 100 dpi) and 12.5 px in the explorer's 90-dpi views.
+TABLE_FONT_PT = 10.0
+#: The widest token table, in inches (850 px at 100 dpi): what JupyterLab shows at full size
+#: beside its file browser in a 1280-px window. A wider figure is scaled down to the output
+#: area, its text with it (a 15-inch table of 6.5 pt read as 6 px), so longer rows wrap into
+#: blocks of positions instead.
+NOTEBOOK_WIDTH_IN = 8.5
+_CELL_PAD_IN = 0.16  # left and right padding of a cell's widest line, together
+_MARGIN_IN = 0.05
+
+
+def _text_width_in(text: str, size: float) -> float:
+    """Width in inches of ``text``'s widest line drawn at ``size`` points (no renderer)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font, measure = FontProperties(size=size), TextToPath()
+    points = [
+        measure.get_text_width_height_descent(t, font, ismath=False)[0] for t in text.split("\n")
+    ]
+    return max(points) / 72
+
+
+def _blocks(widths: Sequence[float], room: float) -> list[list[int]]:
+    """Column indices split into consecutive blocks that each fit ``room`` inches: as few
+    blocks as greedy packing needs, their column counts as even as still fits."""
+    greedy: list[list[int]] = [[]]
+    used = 0.0
+    for i, w in enumerate(widths):
+        if greedy[-1] and used + w > room:
+            greedy.append([])
+            used = 0.0
+        greedy[-1].append(i)
+        used += w
+    k, n = len(greedy), len(widths)
+    even = [list(range(n * b // k, n * (b + 1) // k)) for b in range(k)]
+    if all(sum(widths[i] for i in block) <= room for block in even):
+        return even
+    return greedy
+
+
 def show_tokens(
     x: np.ndarray,
     tokenizer: Any = None,
@@ -309,8 +353,12 @@ def show_tokens(
 
     ``x`` is ``int32 [B, T]`` token ids, 0 = padding (shown as "·"). With a ``tokenizer``
     that has a ``vocabulary`` (list or word->id dict), ``get_vocabulary()`` or ``decode``,
-    each cell also shows the word. Rows are named by label (``y``, ``class_names``) and end
-    with the document's real length; only the first ``max_tokens`` positions are drawn.
+    each cell also shows the word (its first 9 letters). Rows are named by label (``y``,
+    ``class_names``) and end with the document's real length; only the first ``max_tokens``
+    positions are drawn. Text is ``TABLE_FONT_PT`` points and the figure at most
+    ``NOTEBOOK_WIDTH_IN`` wide, so a notebook shows it unscaled: positions that do not fit
+    in one row of tables continue in a block below (each block one table of the figure's
+    one axes).
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -326,28 +374,68 @@ def show_tokens(
 
     rows = [[cell(int(v)) for v in x[r, :width]] for r in range(n)]
     lengths = [str(int(np.count_nonzero(x[r]))) for r in range(n)]
-    rows = [[*row, length] for row, length in zip(rows, lengths, strict=True)] or [[""]]
-    row_names = [
+    rows = [[*row, length] for row, length in zip(rows, lengths, strict=True)]
+    names = [
         _label_text(int(ids[r]), class_names) if ids is not None else f"doc {r}" for r in range(n)
     ]
-    fig, ax = plt.subplots(
-        figsize=(min(2.0 + 0.62 * (width + 1), 22), 0.9 + (0.5 if word else 0.3) * max(n, 1)),
-        layout="constrained",
-    )
+    header = [*(str(c) for c in range(width)), "length"]
+    size = TABLE_FONT_PT
+
+    def column_width(texts: Sequence[str]) -> float:
+        return max(_text_width_in(t, size) for t in texts) + _CELL_PAD_IN
+
+    widths = [column_width([header[c], *(r[c] for r in rows)]) for c in range(len(header))]
+    label_w = column_width(["", *names])
+    room = max(NOTEBOOK_WIDTH_IN - 2 * _MARGIN_IN - label_w, max(widths))
+    blocks = _blocks(widths, room) if n else []
+    line_in = 1.2 * size / 72  # one line of text and its leading
+    header_h = line_in + 0.08
+    row_h = (2 if word else 1) * line_in + 0.08
+    block_h = header_h + n * row_h
+    gap, title_h = 0.2, 0.4
+    fig_w = 2 * _MARGIN_IN + label_w + max((sum(widths[i] for i in b) for b in blocks), default=2)
+    fig_w = max(fig_w, 4.0)  # room for the title
+    body_h = sum(block_h for _ in blocks) + gap * max(len(blocks) - 1, 0) + 2 * _MARGIN_IN
+    fig = plt.figure(figsize=(fig_w, body_h + title_h))
+    ax = fig.add_axes((0.0, 0.0, 1.0, body_h / (body_h + title_h)))
     ax.axis("off")
-    table = ax.table(
-        cellText=rows,
-        rowLabels=row_names or None,
-        colLabels=[*(str(c) for c in range(width)), "length"] if n else None,
-        loc="upper left",
-        cellLoc="center",
-    )
-    table.auto_set_font_size(False)
-    table.set_fontsize(6.5)
-    table.scale(1.0, 2.0 if word else 1.3)
-    for (r, c), box in table.get_celld().items():
-        if r > 0 and 0 <= c < width and rows[r - 1][c] == PAD:
-            box.set_facecolor("#eeeeee")
+    top = body_h - _MARGIN_IN
+    for block in blocks:
+        bottom = top - block_h
+        block_w = label_w + sum(widths[i] for i in block)
+        table = Table(
+            ax,
+            bbox=Bbox.from_bounds(
+                _MARGIN_IN / fig_w, bottom / body_h, block_w / fig_w, block_h / body_h
+            ),
+        )
+        table.auto_set_font_size(False)  # our widths fit the text: never shrink it
+        table.add_cell(0, 0, label_w, header_h, text="", loc="left", edgecolor="none")
+        for col, i in enumerate(block, start=1):
+            table.add_cell(0, col, widths[i], header_h, text=header[i], loc="center")
+        for r in range(n):
+            table.add_cell(r + 1, 0, label_w, row_h, text=names[r], loc="left", edgecolor="none")
+            for col, i in enumerate(block, start=1):
+                padding = rows[r][i] == PAD and i < width
+                table.add_cell(
+                    r + 1,
+                    col,
+                    widths[i],
+                    row_h,
+                    text=rows[r][i],
+                    loc="center",
+                    facecolor="#eeeeee" if padding else "white",
+                )
+        table.set_fontsize(size)
+        ax.add_table(table)
+        top = bottom - gap
+    if not n:
+        ax.text(0.5, 0.5, "empty batch", ha="center", va="center", fontsize=size)
     shown = f"first {width} of {x.shape[1]} positions" if width < x.shape[1] else "all positions"
-    ax.set_title(f"token ids{' and words' if word else ''}, {shown}; {PAD} = padding (id 0)")
+    ax.set_title(
+        f"token ids{' and words' if word else ''}, {shown}; {PAD} = padding (id 0)",
+        fontsize=size + 1,
+        loc="left",
+        pad=8,
+    )
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.notebook
@@ -39,3 +41,46 @@ def test_05_profile_memory(run_nb, tmp_path):
     assert r["profile_samples"] == files and {"read", "decode", "collate"} <= set(r["stage_ms"])
     assert r["bytefeed_speedup"]["bytefeed"] == pytest.approx(1.0)
     assert nb.count("image/png") >= 5  # memory over time, memory vs size, throughput, stages, cache
+
+    # issue 18: the sentence under the memory figure says what the figure shows ...
+    plotted, drawn = r["timeline_plotted_mb"], r["timeline_figure_mb"]
+    assert plotted == drawn and set(drawn) == {"preload", "article", "bytefeed"}
+    line = re.search(r"top of each line: (.*)", nb.stdout())
+    assert line, nb.stdout()
+    printed = dict(re.findall(r"(\S+) ([+-][\d.]+) MB", line[1]))
+    assert {k: float(v) for k, v in printed.items()} == drawn
+    # ... the kernel's peak, in the table after it, is never below the samples it also saw
+    assert all(r["timeline_peak_mb"][k] >= v - 0.1 for k, v in drawn.items())
+    # comparisons are HTML tables (comparison, timeline, sweep), not Markdown printed as text
+    tables = [h for h in nb.data("text/html") if "<table" in h]
+    assert len(tables) >= 3 and "| pipeline |" not in nb.stdout()
+    assert any("decode bound" in h and "bytefeed speed-up" in h for h in tables)
+    # numeric columns hold numbers (or nothing), words go in the note
+    rows = r["comparison_rows"]
+    assert [row["pipeline"] for row in rows[: len(params["PIPELINES"])]] == params["PIPELINES"]
+    assert rows[-1]["pipeline"] == "decode bound" and rows[-1]["samples/s"] > 0
+    for row in rows:
+        for key, value in row.items():
+            if key in ("pipeline", "note"):
+                assert isinstance(value, str)
+            else:
+                assert value is None or isinstance(value, int | float), (key, value)
+    # floats are rounded to what they mean, not 0.49561600000000006
+    assert all(_digits(v) <= 7 for v in _floats(r)), sorted(_floats(r), key=_digits)[-3:]
+
+
+def _floats(value):
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _floats(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _floats(v)
+
+
+def _digits(value: float) -> int:
+    """Significant digits in ``repr(value)`` (``150.2`` -> 4, ``0.49561600000000006`` -> 17)."""
+    mantissa = repr(abs(value)).split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) if mantissa else 0

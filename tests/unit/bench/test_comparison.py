@@ -141,3 +141,64 @@ def test_bench_package_exports_the_comparison_api():
     from bytefeed_helpers.bench import comparison
 
     assert bench.compare is compare and callable(comparison.bench_command)
+
+
+def test_rows_keep_numbers_in_numeric_columns_and_words_in_the_note():
+    """Issue 18: the text table put "62% of it" and "16 cores x ..." into numeric columns of
+    the decode-bound row. ``rows()`` (what notebook 05 draws as HTML) keeps numbers rounded
+    to what they mean, None where nothing was measured, and words in ``note``."""
+    from bytefeed_helpers.bench.comparison import Comparison, PipelineResult, sweep_rows
+
+    def run(rate: float, peak: float) -> dict:
+        return {"samples": 48, "samples_per_s": rate, "mb_per_s": rate / 7, "peak_mb": peak}
+
+    ours = PipelineResult("bytefeed", runs=[run(1234.5, 20.04)])
+    theirs = PipelineResult("article", runs=[run(412.3, 3.333)])
+    gone = PipelineResult("torch", skipped="torch is not installed")
+    bound = {"cores": 16, "rates": {"turbo": 155.55}, "best": "turbo", "best_rate": 155.55}
+    bound.update(bound=16 * 155.55, all_cores=2101.7, files=48, what="decode")
+    c = Comparison(
+        "image",
+        48,
+        {"size": 224, "batch_size": 32, "rounds": 1},
+        [ours, theirs, gone],
+        bound,
+        {"cores": 16},
+    )
+    rows = c.rows()
+    assert [r["pipeline"] for r in rows] == ["bytefeed", "article", "torch", "decode bound"]
+    assert len({tuple(r) for r in rows}) == 1  # every row has the same columns
+    assert rows[0]["samples/s"] == 1230.0 and rows[0]["peak MB"] == 20.0
+    assert rows[1]["bytefeed speed-up"] == 3.0 and rows[1]["memory vs bytefeed"] == 0.17
+    assert rows[2]["samples/s"] is None and rows[2]["note"] == "skipped: torch is not installed"
+    b = rows[3]
+    assert b["samples/s"] == 2490.0 and b["MB/s"] is None and b["bytefeed speed-up"] is None
+    assert (
+        b["note"]
+        == "16 cores x 156/s (turbo); all cores at once 2,100/s; bytefeed reaches 50% of it"
+    )
+    for row in rows:
+        assert all(
+            v is None or isinstance(v, int | float)
+            for k, v in row.items()
+            if k not in ("pipeline", "note")
+        )
+    assert c.caption().startswith("bytefeed bench: 48 image files, 224x224, batch 32")
+    assert c.notes() == ["machine: cores 16"]
+    assert "| decode bound |" in c.table()  # the CLI's text table is unchanged
+
+    sweep = {"files": [48, 480], "preload": [7.2345, 72.96], "bytefeed": [20.01, 20.4]}
+    assert sweep_rows(sweep) == [
+        {
+            "pipeline": "preload",
+            "peak MB, 48 files": 7.2,
+            "peak MB, 480 files": 73.0,
+            "growth MB": 65.7,
+        },
+        {
+            "pipeline": "bytefeed",
+            "peak MB, 48 files": 20.0,
+            "peak MB, 480 files": 20.4,
+            "growth MB": 0.4,
+        },
+    ]

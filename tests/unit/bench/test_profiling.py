@@ -123,3 +123,58 @@ def test_memory_sampler_catches_a_peak_between_samples():
         del block
     assert mem.peak - mem.start >= 60 << 20
     assert max(mem.values) - mem.start < 32 << 20  # the samples alone missed it
+
+
+def test_round_sig_rounds_to_significant_digits():
+    from bytefeed_helpers.bench.profiling import round_sig
+
+    assert round_sig(0.49561600000000006, 2) == 0.5 and round_sig(1234.5) == 1230.0
+    assert round_sig(-0.0012345, 2) == -0.0012 and round_sig(0.0) == 0.0
+    assert round_sig(None) is None and np.isnan(round_sig(float("nan")))
+    with pytest.raises(ValueError, match=r"digits must be at least 1\. Received: digits=0"):
+        round_sig(1.0, 0)
+
+
+def test_the_memory_plot_and_its_numbers_come_from_the_same_samples():
+    """Issue 18: the figure topped out near 150 MB while the line under it said +184 MB (the
+    kernel's high-water mark, which sees a peak between samples). The plotted top is its own
+    number now, and the text says which is which when they differ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bytefeed_helpers.bench.profiling import StreamProfile
+
+    start = 800_000_000
+    p = StreamProfile(
+        name="preload",
+        batches=3,
+        samples=96,
+        bytes=96 * 150_528,
+        seconds=0.49561600000000006,
+        first_batch_s=0.0123456,
+        rss_start=start,
+        rss_peak=start + 184_000_000,  # the kernel's record: between two samples
+        rss_end=start + 2_000_000,
+        timeline_s=np.array([0.0, 0.01, 0.02, 0.03]),
+        timeline_rss=np.array([start, start + 90_000_000, start + 150_200_000, start + 2_000_000]),
+    )
+    assert p.timeline_mb.tolist() == pytest.approx([0.0, 90.0, 150.2, 2.0])
+    assert p.timeline_peak_mb == pytest.approx(150.2)
+    ax = p.plot_memory(plt.figure().gca())
+    assert float(ax.lines[0].get_ydata().max()) == pytest.approx(p.timeline_peak_mb)
+    assert p.summary() == {
+        "pipeline": "preload",
+        "samples": 96,
+        "samples/s": 194.0,
+        "first batch ms": 12.3,
+        "plotted peak MB": 150.2,
+        "peak MB": 184.0,
+    }
+    assert "peak +184.0 MB (kernel's high-water mark; the plotted samples reach +150.2 MB)" in str(
+        p
+    )
+    p.rss_peak = start + 150_200_000  # the samples saw the peak: nothing to explain
+    assert "plotted samples" not in str(p)
+    plt.close("all")

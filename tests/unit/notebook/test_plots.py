@@ -19,7 +19,13 @@ from bytefeed_helpers.notebook import (
     show_tokens,
     show_waveforms,
 )
-from bytefeed_helpers.notebook.plots import OK, WRONG, audio_players
+from bytefeed_helpers.notebook.plots import (
+    NOTEBOOK_WIDTH_IN,
+    OK,
+    TABLE_FONT_PT,
+    WRONG,
+    audio_players,
+)
 
 NAMES = ["cat", "coffee", "rocket"]
 
@@ -120,7 +126,11 @@ def test_show_waveforms_names_samples_and_rates():
 
 
 def table_texts(fig: Figure) -> list[str]:
-    return [cell.get_text().get_text() for cell in fig.axes[0].tables[0].get_celld().values()]
+    return [
+        cell.get_text().get_text()
+        for table in fig.axes[0].tables
+        for cell in table.get_celld().values()
+    ]
 
 
 def test_show_tokens_ids_words_padding_and_lengths():
@@ -139,7 +149,7 @@ def test_show_tokens_without_tokenizer_and_truncated():
     fig = show_tokens(x, max_tokens=5)
     cells = table_texts(fig)
     assert "5" in cells and "6" not in cells  # ids 1..5 of row 0 shown, then the length 30
-    assert "30" in cells and "first 5 of 30" in fig.axes[0].get_title()
+    assert "30" in cells and "first 5 of 30" in fig.axes[0].get_title("left")
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         show_tokens(x[0])
 
@@ -150,3 +160,32 @@ def test_show_tokens_with_a_word_to_id_vocabulary():
             self.vocabulary = {"": 0, "[UNK]": 1, "hello": 2}
 
     assert "2\nhello" in table_texts(show_tokens(np.array([[2, 0]]), Vocab()))
+
+
+def test_show_tokens_is_readable_unscaled_in_a_notebook():
+    """Issue 18: a 20-position table was 15 inches of 6.5-pt text, which JupyterLab scaled
+    down to about 6 px. Now every cell is TABLE_FONT_PT (at least 12 px at the 100 dpi the
+    inline backend draws at, and at the explorer's 90), the figure is at most
+    NOTEBOOK_WIDTH_IN wide so it is shown unscaled, positions wrap into blocks, and no text
+    spills out of its cell."""
+    words = [f"word{i:05d}"[:9] for i in range(400)]  # nine letters: the widest a cell shows
+    tok = type("Tok", (), {"vocabulary": ["", "[UNK]", *words]})()
+    x = np.random.default_rng(0).integers(2, 402, size=(8, 59)).astype(np.int32)
+    x[3, 12:] = 0  # a short document: padding from position 12
+    fig = show_tokens(x, tok, y=np.arange(8) % 2, class_names=["constitution", "sonnets"])
+    assert TABLE_FONT_PT * 90 / 72 >= 12  # px in the explorer's 90-dpi PNG; 100 dpi: more
+    assert fig.get_figwidth() <= NOTEBOOK_WIDTH_IN
+    tables = fig.axes[0].tables
+    assert len(tables) >= 2  # 20 positions do not fit in one row of 8.5 inches
+    cells = [c for t in tables for c in t.get_celld().values()]
+    assert all(c.get_text().get_fontsize() == TABLE_FONT_PT for c in cells)
+    lines = {line for c in cells for line in c.get_text().get_text().split("\n")}
+    assert {str(p) for p in range(20)} | {"length", "·"} <= lines
+    assert any(len(line) == 9 and line.startswith("word") for line in lines)
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    for c in cells:
+        box, text = c.get_window_extent(renderer), c.get_text().get_window_extent(renderer)
+        assert box.x0 - 0.5 <= text.x0 and text.x1 <= box.x1 + 0.5, c.get_text().get_text()
+    drawn = fig.get_tightbbox(renderer)  # nothing outside the figure: savefig without
+    assert drawn.x1 <= fig.get_figwidth() + 0.01  # bbox_inches (the explorer) keeps it all
