@@ -20,6 +20,7 @@ from .options import (
     Crop,
     LabelMode,
     OnError,
+    Parallelism,
     StreamOptions,
     check_choice,
     check_int,
@@ -61,6 +62,7 @@ def audio_batches(
     max_error_rate: float | None = 0.5,
     batch_policy: BatchPolicy = "short",
     label_mode: LabelMode | None = "int",
+    parallelism: Parallelism = "threads",
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB["audio"],
     resample_quality: str = QUALITY,
 ) -> Stream:
@@ -113,6 +115,11 @@ def audio_batches(
     it, before any file is read. ``max_error_rate`` (default 0.5): once more than this share
     of an epoch's files have failed, the stream stops with ``errors.TooManyBadFiles`` naming
     the commonest reasons (a wrong folder never trains on almost nothing); None: no limit.
+    ``parallelism="processes"`` decodes in ``workers`` worker processes (each its own
+    GIL) instead of threads, with the same batches, order, errors and state; for many cores,
+    where the per-file Python of threads shares one GIL (``bench --gil``). The decoder and
+    ``augment`` must pickle; a script needs ``if __name__ == "__main__":`` (as PyTorch's
+    ``DataLoader``); no ``cache=``.
     ``label_mode`` as Keras's: "int" (``y`` ``int32 [B]``), "categorical" (one-hot
     ``float32 [B, C]``), "binary" (``float32 [B, 1]``, two classes only) or None (``x``
     alone, for ``predict``).
@@ -141,6 +148,7 @@ def audio_batches(
         max_error_rate=max_error_rate,
         batch_policy=batch_policy,
         label_mode=label_mode,
+        parallelism=parallelism,
     )
     if features is not None:
         check_choice("features", features, AudioFeatures)

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: the GIL-held share of bytefeed's epochs and the ceiling it implies",
     )
     p.add_argument(
+        "--processes",
+        action="store_true",
+        help="with --gil: measure bytefeed on worker processes (parallelism='processes')",
+    )
+    p.add_argument(
         "--isolate",
         action="store_true",
         help="run each pipeline's rounds in a fresh process of its own (still alternating)",

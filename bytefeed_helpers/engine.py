@@ -4,9 +4,13 @@ Every stream (image, audio, text) runs on this one engine; a front-end supplies 
 per-file ``decode`` and a per-batch ``collate`` (plus optional ``postprocess``). The engine
 knows nothing about Keras; ``stream.Stream`` adapts it to ``keras.utils.PyDataset``.
 
-Threads, not processes: the decoders (libjpeg-turbo, Pillow, libsndfile, soxr) release the GIL,
+Threads by default: the decoders (libjpeg-turbo, Pillow, libsndfile, soxr) release the GIL,
 so a thread pool decodes in parallel without pickling samples between processes. Each worker
-builds a whole batch, so Python's per-file overhead is paid inside the worker, in parallel.
+builds a whole batch. The per-file Python around the decoders still holds the GIL, which caps
+a thread pool at some number of cores (``bench --gil`` measures it); ``parallelism=
+"processes"`` builds the batches in worker processes instead (``processes``), each with its
+own GIL, with the same order, errors and state: this process then pays per batch, not per
+file.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .errors import (
     write_error_report,
 )
 from .options import StreamOptions
+from .processes import ProcessWorkers
 from .sources import Source
 from .workers import Workers
 
@@ -198,6 +203,8 @@ class BatchEngine:
         self.max_error_rate = options.max_error_rate
         self.batch_policy = options.batch_policy
         self.label_mode = options.label_mode
+        self.parallelism = options.parallelism
+        self._processes: ProcessWorkers | None = None  # kept from epoch to epoch
         self._check_label_mode()
         self._sample_spec: tuple[tuple[int, ...], np.dtype] | None = None  # for padding
         self.augment = options.augment
@@ -283,6 +290,17 @@ class BatchEngine:
         if part is not None:
             i, k = part
             rows = rows[len(rows) * i // k : len(rows) * (i + 1) // k]
+        return self._build_rows(rows, epoch, slot, part is None, cancel)
+
+    def _build_rows(
+        self,
+        rows: list[int],
+        epoch: int,
+        slot: int,
+        finish: bool,
+        cancel: threading.Event | None = None,
+    ) -> Batch:
+        """Batch ``slot`` of ``epoch`` from ``rows``; augmented and postprocessed if ``finish``."""
         laps = _Laps(self.stats)
         if self.store is not None and self.collate.same_shape:
             x = self.store.read_batch(rows)  # a cache's stored rows, stacked as they are read
@@ -290,7 +308,7 @@ class BatchEngine:
                 laps.lap("decode", len(rows))  # as when cached rows come one by one
                 y = self._targets([self.source.labels[r] for r in rows])
                 paths = [self.source.path(r) for r in rows]
-                if part is None:
+                if finish:
                     x = self._finish(x, epoch, slot, laps)
                 return Batch(x, y, paths, slot)
         samples, labels, paths, skipped = [], [], [], []
@@ -314,7 +332,7 @@ class BatchEngine:
             return Batch(None, y, paths, slot, skipped)
         x = self.collate(samples)
         laps.lap("collate", len(samples))
-        if part is None:
+        if finish:
             x = self._finish(x, epoch, slot, laps)
         return Batch(x, y, paths, slot, skipped, lengths=self.collate.lengths(samples))
 
@@ -449,6 +467,9 @@ class BatchEngine:
         epoch = self.epoch if epoch is None else epoch
         next_slot, n = (self.position if start is None else start), len(self)
         perm = self.epoch_order(epoch)
+        if self.parallelism == "processes" and not self._reads_inline():
+            yield from self._process_slots(epoch, next_slot, n)
+            return
         if self._reads_inline():
             for slot in range(next_slot, n):
                 batch = self.build(epoch, slot, perm)
@@ -496,6 +517,50 @@ class BatchEngine:
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=wait)
+
+    def _process_slots(self, epoch: int, next_slot: int, n: int) -> Iterator[Batch]:
+        """``slots`` on worker processes: each builds whole batches, finding their rows from
+        its copy of this engine (the cursor and the error records stay here); up to ``prefetch`` batches
+        in flight. The processes are kept for the next epoch; an epoch left early (a loop
+        broken off, Ctrl-C, an error) stops them, and the next starts new ones."""
+        if self._processes is None:
+            self._processes = ProcessWorkers(_ProcessBuild(self), self.workers, self.name)
+        pool = self._processes
+        augment = self.training and self.augment_enabled
+        done = False
+        try:
+            while next_slot < n or pool.pending:
+                while next_slot < n and pool.pending < self.prefetch:
+                    pool.submit((epoch, next_slot, augment))
+                    next_slot += 1
+                laps = _Laps(self.stats)
+                x, (slot, y, paths, skipped, lengths) = pool.result()
+                laps.lap("wait", 1)
+                batch = self._shaped(Batch(x, y, paths, slot, skipped, lengths=lengths))
+                self.record(epoch, batch)
+                yield batch
+            done = True
+        finally:
+            if not done:  # the workers may be mid-batch: stop them rather than wait
+                self.close_processes()
+
+    def close_processes(self) -> None:
+        """Stop the worker processes of ``parallelism="processes"`` (none: nothing to do)."""
+        pool, self._processes = self._processes, None
+        if pool is not None:
+            pool.close()
+
+    def __getstate__(self) -> dict:
+        """What a worker process needs to build batches: no lock, pool, cache or records."""
+        state = self.__dict__.copy()
+        for name in ("_lock", "_processes", "stats", "store"):
+            state[name] = None
+        state.update(errors=[], _epoch_skips=collections.Counter(), _recorded=set())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _reads_inline(self) -> bool:
         """Whether this epoch's batches are built in the calling thread, without workers.
@@ -656,6 +721,27 @@ class BatchEngine:
         first = len(self) - rest  # this shard's slots of the rest end where its epoch ends
         self._elastic = (self.epoch, consumed, first)
         self.position = first
+
+
+class _ProcessBuild:
+    """The task a worker process runs: ``(epoch, slot, augment)`` -> ``(x, (slot, y, paths,
+    skipped, lengths))``; ``x`` travels through shared memory, the rest pickled (a tuple:
+    cheaper to unpickle than a ``Batch``). The worker finds the slot's rows itself, from its
+    copy of the engine (same seed, shards and resume point), keeping one epoch's order."""
+
+    def __init__(self, engine: BatchEngine):
+        self.engine = engine
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __call__(self, task: tuple[int, int, bool]) -> tuple[Any, tuple]:
+        epoch, slot, augment = task
+        engine = self.engine
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, engine.epoch_order(epoch))
+        engine.augment_enabled = engine.training = augment
+        rows = engine.slot_rows(epoch, slot, self._order[1]).tolist()
+        b = engine._build_rows(rows, epoch, slot, True)
+        return b.x, (slot, b.y, b.paths, b.skipped, b.lengths)
 
 
 class _Cancelled(Exception):

@@ -19,6 +19,7 @@ from .options import (
     Interpolation,
     LabelMode,
     OnError,
+    Parallelism,
     StreamOptions,
     check_choice,
 )
@@ -50,6 +51,7 @@ def image_batches(
     max_error_rate: float | None = 0.5,
     batch_policy: BatchPolicy = "short",
     label_mode: LabelMode | None = "int",
+    parallelism: Parallelism = "threads",
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB["image"],
 ) -> Stream:
     """Stream batches of images decoded from ``manifest`` (a ``Manifest`` or a manifest file).
@@ -89,6 +91,11 @@ def image_batches(
     it, before any file is read. ``max_error_rate`` (default 0.5): once more than this share
     of an epoch's files have failed, the stream stops with ``errors.TooManyBadFiles`` naming
     the commonest reasons (a wrong folder never trains on almost nothing); None: no limit.
+    ``parallelism="processes"`` decodes in ``workers`` worker processes (each its own
+    GIL) instead of threads, with the same batches, order, errors and state; for many cores,
+    where the per-file Python of threads shares one GIL (``bench --gil``). The decoder and
+    ``augment`` must pickle; a script needs ``if __name__ == "__main__":`` (as PyTorch's
+    ``DataLoader``); no ``cache=``.
     ``label_mode`` as Keras's: "int" (``y`` ``int32 [B]``), "categorical" (one-hot
     ``float32 [B, C]``), "binary" (``float32 [B, 1]``, two classes only) or None (``x``
     alone, for ``predict``).
@@ -117,6 +124,7 @@ def image_batches(
         max_error_rate=max_error_rate,
         batch_policy=batch_policy,
         label_mode=label_mode,
+        parallelism=parallelism,
     )
     size = check_image_settings(image_size, channels, fit, dtype, interpolation)
     check_choice("data_format", data_format, DataFormat)

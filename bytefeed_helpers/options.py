@@ -37,6 +37,7 @@ Crop = Literal["start", "center", "random"]
 AudioFeatures = Literal["waveform", "logmel"]
 BatchPolicy = Literal["short", "pad"]
 LabelMode = Literal["int", "categorical", "binary"]
+Parallelism = Literal["threads", "processes"]
 
 
 @functools.cache  # decoders check their settings on every file: get_args costs ~1 us a call
@@ -101,6 +102,7 @@ class StreamOptions:
     max_error_rate: float | None = 0.5
     batch_policy: BatchPolicy = "short"
     label_mode: LabelMode | None = "int"
+    parallelism: Parallelism = "threads"
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size)
@@ -108,6 +110,15 @@ class StreamOptions:
         check_choice("batch_policy", self.batch_policy, BatchPolicy)
         if self.label_mode is not None:
             check_choice("label_mode", self.label_mode, LabelMode)
+        check_choice("parallelism", self.parallelism, Parallelism)
+        if self.parallelism == "processes" and self.cache is not None:
+            raise ValueError(
+                "cache= is filled by the stream's own process, and parallelism='processes' "
+                "decodes in others; fill the cache with parallelism='threads' (a complete "
+                "cache is read without decoding, so processes would not help it). "
+                "Received: parallelism='processes' with cache="
+                f"{os.fspath(self.cache)!r}"
+            )
         check_int("workers", self.workers, optional=True)
         check_int("prefetch", self.prefetch, optional=True)
         if self.seed is not None and not isinstance(self.seed, int | bool):

@@ -105,6 +105,7 @@ class Stream(keras.utils.PyDataset):
     @augment.setter
     def augment(self, value: Any) -> None:
         self.engine.augment = value
+        self.engine.close_processes()  # worker processes hold the old one: new ones next epoch
 
     @property
     def augment_enabled(self) -> bool:
@@ -299,8 +300,10 @@ class Stream(keras.utils.PyDataset):
             live.close()
 
     def close(self) -> None:
-        """Stop any worker threads now (also happens on garbage collection and exit)."""
+        """Stop any worker threads or processes now (also happens on garbage collection and
+        exit)."""
         self._drop_live()
+        self.engine.close_processes()
 
     def __enter__(self) -> Stream:
         return self

@@ -23,6 +23,12 @@ _STOP = object()
 class Workers:
     """Up to ``count`` threads named ``<name>_<i>`` running submitted calls in order."""
 
+    # held by the class: a generator closed at interpreter exit shuts its pool down after
+    # the module's globals (``queue``, ``threading``, ``_STOP``) are gone
+    _Empty = queue.Empty
+    _STOP = _STOP
+    _current_thread = staticmethod(threading.current_thread)
+
     def __init__(self, count: int, name: str, *, idle: float = 0.5):
         self.count = max(1, int(count))
         self.name = name
@@ -54,7 +60,7 @@ class Workers:
         while True:
             try:
                 item = self._queue.get(timeout=self.idle)
-            except queue.Empty:
+            except self._Empty:
                 with self._lock:
                     if self._queue.empty():  # idle: end, unless work came in meanwhile
                         self._threads.remove(me)
@@ -80,13 +86,13 @@ class Workers:
             while True:
                 try:
                     item = self._queue.get_nowait()
-                except queue.Empty:
+                except self._Empty:
                     break
-                if item is not _STOP:
+                if item is not self._STOP:
                     item[0].cancel()
             for _ in threads:
-                self._queue.put(_STOP)
+                self._queue.put(self._STOP)
         if wait:
             for thread in threads:
-                if thread is not threading.current_thread():
+                if thread is not self._current_thread():
                     thread.join()

@@ -64,6 +64,10 @@ SLOW = (
     "unit/test_engine_padding.py::test_a_jax_fit",
     "unit/test_cache.py::test_killed_mid_epoch",
     "unit/test_hostile_files.py::test_streams_stay_small",
+    # worker processes that import Keras (ImageAugment) or run several pools
+    "unit/test_processes.py::test_same_batches_as_threads_with_augmentation",
+    "unit/test_processes.py::test_whole_clips_and_text_through_shared_memory",
+    "unit/bench/test_gil.py::test_the_process_route_is_measured_in_this_process",
 )
 
 

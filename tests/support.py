@@ -184,6 +184,19 @@ class ExecutedNotebook:
         """How many outputs carry ``mime`` (``"image/png"``, ``"text/html"``...)."""
         return sum(mime in o.get("data", {}) for o in self.outputs())
 
+    def data(self, mime: str) -> list[str]:
+        """The ``mime`` content of every output carrying it (an HTML table's markup...)."""
+        found = [o["data"][mime] for o in self.outputs() if mime in o.get("data", {})]
+        return ["".join(d) if isinstance(d, list) else str(d) for d in found]
+
+    def stdout(self) -> str:
+        """Everything the cells printed, in order."""
+        return "".join(
+            o.get("text", "")
+            for o in self.outputs()
+            if o.get("output_type") == "stream" and o.get("name") == "stdout"
+        )
+
     def stderr(self) -> list[tuple[int, str]]:
         """``(cell index, text)`` of every stderr stream output of the executed copy."""
         import nbformat
@@ -271,3 +284,31 @@ def check_training_run(r: dict, parameters: dict, floor: float, models: Path) ->
 
     assert r["checkpoint_saved"] and (models / "best.keras").is_file()
     assert (models / "model.keras").is_file() and (models / "stream_settings.json").is_file()
+
+
+# --- decoders for worker processes (parallelism="processes" pickles them by name) --------------
+def decode_or_die(src: Any, *, die_on: str) -> np.ndarray:
+    """A tiny sample per file; the worker process kills itself (SIGKILL, as the kernel's
+    out-of-memory killer would) on the file whose name ends with ``die_on``."""
+    import os
+    import signal
+
+    if str(src).endswith(die_on):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return np.full(2, len(str(src)), np.float32)
+
+
+def decode_or_fail(src: Any, *, fail_on: str) -> np.ndarray:
+    """A tiny sample per file; a plain bug (ZeroDivisionError) on the file ``fail_on``."""
+    if str(src).endswith(fail_on):
+        return np.asarray(1 // 0, np.float32)
+    return np.full(2, len(str(src)), np.float32)
+
+
+def sleepy_square(i: int) -> tuple[np.ndarray, int]:
+    """``(int64 [i % 4 + 1, 3] filled with i*i, i)``, later tasks sleeping less, so a pool's
+    workers finish them out of order."""
+    import time
+
+    time.sleep(0.02 * (3 - i % 3))
+    return np.full((i % 4 + 1, 3), i * i, np.int64), i

@@ -4,6 +4,8 @@
 yields one epoch of ``(x, y)`` batches. The names, per kind (``PIPELINES``):
 
 - ``bytefeed``: the kit's stream (``image_batches`` / ``audio_batches`` / ``text_batches``).
+- ``bytefeed+processes``: the same with ``parallelism="processes"`` (worker processes write
+  batches into shared memory; started in ``prepare()``, untimed, as Grain's and PyTorch's).
 - ``bytefeed+cache``: the same with ``cache=``; ``prepare()`` runs the first epoch (which
   fills the cache), so what is timed is a later epoch.
 - ``article``: the article's generator (``article_generators``), one core, as written.
@@ -56,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..manifest import Manifest
+from ..options import Parallelism
 
 if TYPE_CHECKING:  # stream imports Keras; a pipeline imports it only once it is built
     from ..stream import Stream
@@ -63,6 +66,7 @@ if TYPE_CHECKING:  # stream imports Keras; a pipeline imports it only once it is
 PIPELINES: dict[str, tuple[str, ...]] = {
     "image": (
         "bytefeed",
+        "bytefeed+processes",
         "bytefeed+cache",
         "tf.data",
         "keras",
@@ -74,12 +78,14 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     ),
     "audio": (
         "bytefeed",
+        "bytefeed+processes",
         "bytefeed+cache",
         "grain",
         "torch",
         "preload",
         "article",
         "bytefeed@native",
+        "bytefeed+processes@native",
         "tf.data@native",
         "keras@native",
         "grain@native",
@@ -87,6 +93,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     ),
     "text": (
         "bytefeed",
+        "bytefeed+processes",
         "bytefeed+cache",
         "tf.data",
         "keras",
@@ -147,6 +154,7 @@ class Settings:
     duration: float = 1.0
     seed: int = 0
     workers: int | None = None
+    parallelism: Parallelism = "threads"  # bytefeed's streams
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -240,7 +248,12 @@ def _tf_batches(ds: Any) -> Callable[[], Iterator]:
 
 # --- bytefeed -------------------------------------------------------------------------------------
 def _stream(
-    manifest: Manifest, s: Settings, *, cache: Path | None = None, rate: int | None = None
+    manifest: Manifest,
+    s: Settings,
+    *,
+    cache: Path | None = None,
+    rate: int | None = None,
+    parallelism: Parallelism | None = None,
 ) -> Stream:
     from ..audio import audio_batches
     from ..images import image_batches
@@ -255,6 +268,7 @@ def _stream(
             seed=s.seed,
             workers=s.workers,
             cache=cache,
+            parallelism=parallelism or s.parallelism,
         )
     if s.kind == "audio":
         return audio_batches(
@@ -267,6 +281,7 @@ def _stream(
             seed=s.seed,
             workers=s.workers,
             cache=cache,
+            parallelism=parallelism or s.parallelism,
         )
     return text_batches(
         manifest,
@@ -292,9 +307,19 @@ def _bytefeed(name: str, manifest: Manifest, s: Settings, work: Path) -> Pipelin
 
         note = "epochs after the first (read from the cache)"
         return Pipeline(name, epoch_of(stream), note, prepare=prepare, close=stream.close)
-    stream = _stream(manifest, s, rate=rate)
+    processes = name.startswith("bytefeed+processes")
+    stream = _stream(manifest, s, rate=rate, parallelism="processes" if processes else None)
     note = f"at the files' rate ({rate} Hz)" if native else ""
     group = "bytefeed@native" if native else "bytefeed"
+    if processes:
+
+        def start() -> None:
+            if stream.engine._processes is None:  # an untimed epoch starts the workers
+                for _ in stream:
+                    pass
+
+        note = ", ".join(filter(None, [note, "worker processes started untimed"]))
+        return Pipeline(name, epoch_of(stream), note, group, prepare=start, close=stream.close)
     return Pipeline(name, epoch_of(stream), note, group=group, close=stream.close)
 
 
@@ -646,6 +671,7 @@ _BUILDERS: dict[tuple[str, str], Callable[[str, Manifest, Settings, Path], Pipel
     for base, builder in (
         ("bytefeed", _bytefeed),
         ("bytefeed+cache", _bytefeed),
+        ("bytefeed+processes", _bytefeed),
         ("article", _article),
         ("preload", _preload),
         ("tf.data", _tfdata),

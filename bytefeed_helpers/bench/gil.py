@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from ..options import Parallelism
+
 #: gilknocker's settings: knock every 1 ms, sample without pauses (see the module docstring).
 KNOCK = {
     "polling_interval_micros": 1000,
@@ -333,6 +335,7 @@ def gil_ceiling(
     sample_rate: int = 16000,
     duration: float = 1.0,
     workers: int | None = None,
+    parallelism: Parallelism = "threads",
     min_seconds: float = 3.0,
     engine_rows: int = 50_000,
     hotspot_files: int = 200,
@@ -341,7 +344,9 @@ def gil_ceiling(
     """Measure the GIL ceiling of bytefeed's stream on ``manifest``'s files (module docstring).
 
     ``kind`` "image" measures one set (``size`` px); "audio" two: resampled to
-    ``sample_rate`` and at the files' own rate. Each set runs whole epochs until
+    ``sample_rate`` and at the files' own rate. ``parallelism="processes"`` measures the
+    stream on worker processes: the GIL that then caps it is this process's alone (handing
+    out tasks, copying batches out of shared memory), each worker having its own. Each set runs whole epochs until
     ``min_seconds`` have passed. Raises ModuleNotFoundError without gilknocker, ValueError
     for an empty manifest or another kind.
     """
@@ -357,13 +362,17 @@ def gil_ceiling(
     if len(manifest) == 0:
         raise ValueError("the manifest is empty")
     _warm_page_cache(manifest.paths)
-    settings = Settings(kind, size, batch_size, sample_rate, duration, 0, workers)
+    settings = Settings(kind, size, batch_size, sample_rate, duration, 0, workers, parallelism)
     runs: list[tuple[str, int | None]]
+    on = "" if parallelism == "threads" else f", {parallelism}"
     if kind == "image":
-        runs = [(f"{kind} {size}x{size}", None)]
+        runs = [(f"{kind} {size}x{size}{on}", None)]
     else:
         native = _native_rate(manifest)
-        runs = [(f"audio -> {sample_rate} Hz", sample_rate), (f"audio native {native} Hz", native)]
+        runs = [
+            (f"audio -> {sample_rate} Hz{on}", sample_rate),
+            (f"audio native {native} Hz{on}", native),
+        ]
     sets: list[GilSet] = []
     hotspots: dict[str, list[Hotspot]] = {}
     for name, rate in runs:
@@ -407,7 +416,12 @@ def gil_command(args: argparse.Namespace) -> int:
         return 2
     try:
         report = gil_ceiling(
-            manifest, args.kind, size=args.size, batch_size=args.batch, workers=args.workers
+            manifest,
+            args.kind,
+            size=args.size,
+            batch_size=args.batch,
+            workers=args.workers,
+            parallelism="processes" if args.processes else "threads",
         )
     except (ValueError, ModuleNotFoundError) as exc:
         print(f"bench --gil: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ ROOT_PACKAGE = "bytefeed_helpers"
 # "notebook" and "bench" are those subpackages' __init__; "" is the package's own __init__.
 # A new module must be placed here.
 LAYERS: list[set[str]] = [
-    {"errors", "options", "stages", "workers"},
+    {"errors", "options", "stages", "workers", "processes"},
     {"decoders._fileio", "decoders._resample", "decoders._scratch"},
     {"decoders.image", "decoders.audio", "decoders.text"},
     {"decoders"},
@@ -46,9 +46,9 @@ LAYERS: list[set[str]] = [
     # the rest: what a training job may use beyond the streams ...
     {"augment", "checkpoint", "directory", "tf_pipeline", "training"},
     # ... the notebook and benchmark support ...
-    {"notebook.plots", "notebook.curves", "notebook.runner"},
+    {"notebook.plots", "notebook.curves", "notebook.runner", "notebook.tables"},
     {"bench.article", "bench.data", "bench.profiling", "bench.scale", "bench.speed"},
-    {"notebook.widgets", "bench.baselines"},
+    {"notebook.widgets", "bench.baselines", "bench.batch_size"},
     {"bench.comparison"},
     {"bench.gil"},  # the GIL ceiling: reuses comparison's machine info and page-cache warming
     {"notebook", "bench"},

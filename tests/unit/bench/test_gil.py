@@ -88,3 +88,17 @@ def test_bench_gil_cli(images, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "image" and len(doc["sets"]) == 1 and doc["engine"]["samples"] > 0
     assert doc["sets"][0]["files"] == len(images) and doc["calibration"]
+
+
+def test_the_process_route_is_measured_in_this_process(images, tmp_path, capsys):
+    """``--gil --processes``: the stream runs on worker processes, and the share measured
+    is this process's GIL (handing out tasks, copying batches out of shared memory)."""
+    r = tiny(images, "image", parallelism="processes")
+    (s,) = r.sets
+    assert s.name == "image 32x32, processes" and s.files == len(images)
+    assert s.samples % len(images) == 0 and 0.0 <= s.held <= 1.0 and s.samples_per_s > 0
+    csv = images.write(tmp_path / "m.csv")
+    argv = ["bench", str(csv), "--kind", "image", "--size", "32", "--batch", "4", "--gil"]
+    assert main([*argv, "--processes", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["sets"][0]["name"] == "image 32x32, processes"
