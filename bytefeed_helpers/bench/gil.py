@@ -11,8 +11,8 @@ on the manifest's files:
   and printed by every run: two threads of pure Python read ~0.9, two sleeping threads ~0.
 - **the ceiling it implies**: samples/s divided by the held share. With threads, no amount of
   cores gets a process past the point where the GIL is held all the time; "cores' worth" is
-  that ceiling over the single-thread decode rate (the kit's decoder, file reads included,
-  on this thread alone), i.e. how many cores the thread pool could keep busy.
+  that ceiling over the single-thread decode rate (the stream's own decoder, file reads
+  included, on this thread alone), i.e. how many cores the thread pool could keep busy.
 - **the engine's own cost**: samples/s through ``BatchEngine`` with a decoder that returns
   one shared ``float32 [1]`` zeros array (no file is opened), and its held share.
 - **the per-file Python** (``python_hotspots``): one thread decodes the files under
@@ -316,16 +316,6 @@ def python_hotspots(
     return rows[:top]
 
 
-def _decoder(kind: str, size: int, rate: int | None, duration: float) -> Callable[[str], Any]:
-    if kind == "image":
-        from ..decoders.image import decode_image
-
-        return lambda p: decode_image(p, (size, size))
-    from ..decoders.audio import decode_audio
-
-    return lambda p: decode_audio(p, rate, duration, crop="start")
-
-
 def gil_ceiling(
     manifest: Any,
     kind: str = "image",
@@ -376,9 +366,9 @@ def gil_ceiling(
     sets: list[GilSet] = []
     hotspots: dict[str, list[Hotspot]] = {}
     for name, rate in runs:
-        decode = _decoder(kind, size, rate, duration)
-        single = single_thread_rate(decode, manifest.paths)
         stream = _stream(manifest, settings, rate=rate)
+        decode = stream.engine.decoder  # what the stream runs per file (settings checked once)
+        single = single_thread_rate(decode, manifest.paths)
         try:
             samples, seconds, held = _epochs(stream, min_seconds)
             threads = stream.engine.workers

@@ -190,3 +190,17 @@ def test_fit_trains_on_a_process_stream(images):
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
     assert stream.engine.epoch == 2
     stream.close()
+
+
+def test_ctrl_c_in_the_loop_stops_the_workers(images):
+    """Ctrl-C (KeyboardInterrupt) while a loop holds a process stream: the workers ignore
+    the signal themselves, and the stream stops them; no worker process is left."""
+    stream = bf.image_batches(images, 4, (32, 32), seed=0, workers=2, parallelism="processes")
+    with pytest.raises(KeyboardInterrupt):
+        for i, _ in enumerate(stream):
+            if i == 2:
+                raise KeyboardInterrupt
+    assert stream.engine._processes is None
+    assert not [p for p in multiprocessing.active_children() if "process-" in p.name]
+    assert sum(len(x) for x, _ in stream) == len(images) - 12  # the cursor stayed after 3
+    stream.close()
