@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-fast test-notebooks lab lint format clean
+.PHONY: demo test test-fast test-notebooks test-lab lab lint format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run: make PYTHON=/path/to/python3.11"; exit 1; }
@@ -32,6 +32,12 @@ test-fast: $(STAMP)
 # Each notebook executed with papermill on small parameters, plus the notebook conventions.
 test-notebooks: $(STAMP)
 	$(PY) -m pytest tests/notebooks
+
+# Every notebook as a person sees it: JupyterLab on 127.0.0.1 and a headless Chromium (Debian's
+# chromium and chromium-driver; the test skips without them), Run All, no red output, widgets
+# drawn, a slider dragged. Screenshots in build/lab/. `make test` skips it.
+test-lab: $(STAMP)
+	$(PY) -m pytest tests/lab -m lab
 
 # JupyterLab on the notebooks, its kernel started as the tests start it (runner.KERNEL_ENV and
 # KERNEL_ARGS: TensorFlow's C++ start-up lines go to this terminal, not into the notebooks).
