@@ -33,7 +33,7 @@ def run_nb(tmp_path, kernel_name):
     the notebook saved with ``save_results``, ``.count(mime)`` counts its cell outputs.
 
     A failing cell fails the test with papermill's error, which names the cell; so does any
-    stderr line but the kit's own warnings (``ExecutedNotebook.assert_quiet``).
+    stderr line, the kit's own warnings too (``ExecutedNotebook.assert_quiet``).
     """
     from bytefeed_helpers.notebook.runner import run_notebook
 

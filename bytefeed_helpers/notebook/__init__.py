@@ -1,11 +1,13 @@
 """Support for the notebooks: static figures, HTML tables, the interactive explorer, learning
-curves and confusion matrices, and the runner that executes notebooks and records what they prove.
+curves and confusion matrices, the kit's warnings shown as plain lines in a cell that reads broken
+files on purpose, and the runner that executes notebooks and records what they prove.
 
 Needs the ``notebooks`` extra (``pip install "bytefeed-helpers[notebooks]"``): matplotlib,
 ipywidgets, papermill and nbformat. Training jobs never need this package.
 """
 
 from .curves import collect_predictions, confusion_matrix, plot_confusion, plot_history
+from .messages import print_kit_warnings
 from .plots import (
     audio_players,
     compare_batches,
@@ -31,6 +33,7 @@ __all__ = [
     "html_table",
     "plot_confusion",
     "plot_history",
+    "print_kit_warnings",
     "run_notebook",
     "run_notebooks",
     "save_results",

@@ -46,7 +46,13 @@ LAYERS: list[set[str]] = [
     # the rest: what a training job may use beyond the streams ...
     {"augment", "checkpoint", "directory", "tf_pipeline", "training"},
     # ... the notebook and benchmark support ...
-    {"notebook.plots", "notebook.curves", "notebook.runner", "notebook.tables"},
+    {
+        "notebook.plots",
+        "notebook.curves",
+        "notebook.messages",
+        "notebook.runner",
+        "notebook.tables",
+    },
     {"bench.article", "bench.data", "bench.profiling", "bench.scale", "bench.speed"},
     {"notebook.widgets", "bench.baselines", "bench.batch_size"},
     {"bench.comparison"},
