@@ -447,7 +447,9 @@ def _decode_pcm16_wav(
         return None
     state = None if rng is None else rng.bit_generator.state
     with open_checked(source, max_bytes) as (fd, held):
-        head = read_at(fd, _WAV_HEAD, 0)
+        # no more than the file holds: a read of 256 KiB for an 88 KiB clip allocates (and
+        # maps) 256 KiB and reads twice; two threads doing so ran at half one thread's rate
+        head = read_at(fd, min(_WAV_HEAD, held) if held else _WAV_HEAD, 0)
         if not head:
             raise BadFileError("empty file")
         layout = _wav_layout(head)
