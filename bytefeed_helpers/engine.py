@@ -166,7 +166,13 @@ class BatchEngine:
             by at most one batch); ``augment``, an optional ``(batch, rng) -> batch`` run in
             the worker when training (if it also has a ``features(batch, rng)`` method, that
             runs after ``postprocess``); ``training`` whether augmentation runs (default:
-            ``shuffle``); ``resume`` a ``state()`` dict to continue exactly where it stopped.
+            ``shuffle``); ``resume`` a ``state()`` dict to continue exactly where it stopped;
+            ``parallelism="processes"`` decodes in ``workers`` worker processes (each its own
+            GIL) instead of threads, with the same batches, order, errors and state: for many
+            cores and small files, where the per-file Python of threads shares one GIL
+            (``bench --gil``). The decoder and ``augment`` must pickle, a script needs
+            ``if __name__ == "__main__":`` (as PyTorch's ``DataLoader``), and ``cache=`` is
+            refused.
         postprocess: optional ``batch -> batch`` step after augmentation (e.g. log-mel).
         store: optional ``RowStore`` (a sample cache) asked for each row before decoding,
             and for whole batches when ``collate.same_shape``.

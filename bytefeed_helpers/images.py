@@ -91,11 +91,7 @@ def image_batches(
     it, before any file is read. ``max_error_rate`` (default 0.5): once more than this share
     of an epoch's files have failed, the stream stops with ``errors.TooManyBadFiles`` naming
     the commonest reasons (a wrong folder never trains on almost nothing); None: no limit.
-    ``parallelism="processes"`` decodes in ``workers`` worker processes (each its own
-    GIL) instead of threads, with the same batches, order, errors and state; for many cores,
-    where the per-file Python of threads shares one GIL (``bench --gil``). The decoder and
-    ``augment`` must pickle; a script needs ``if __name__ == "__main__":`` (as PyTorch's
-    ``DataLoader``); no ``cache=``.
+    ``parallelism``: "threads" (default) or "processes" (see ``BatchEngine``).
     ``label_mode`` as Keras's: "int" (``y`` ``int32 [B]``), "categorical" (one-hot
     ``float32 [B, C]``), "binary" (``float32 [B, 1]``, two classes only) or None (``x``
     alone, for ``predict``).
