@@ -621,7 +621,7 @@ def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, 
         result.note, result.group = pipeline.note, pipeline.group
         pipeline.prepare()
         trim_heap()
-        prof = profile_stream(pipeline.batches(), name=result.name, trace_python=False)
+        prof = profile_stream(pipeline.timed(), name=result.name, trace_python=False)
     except SkippedPipeline as exc:
         result.skipped = str(exc)
         return
@@ -777,7 +777,7 @@ def profile_pipelines(
             try:
                 pipeline.prepare()
                 trim_heap()
-                out[name] = profile_stream(pipeline.batches(), name=name, trace_python=trace_python)
+                out[name] = profile_stream(pipeline.timed(), name=name, trace_python=trace_python)
             finally:
                 pipeline.close()
                 del pipeline

@@ -83,7 +83,11 @@ def test_isolated_rounds_and_first_batch(images, tmp_path):
         workdir=tmp_path,
     )
     for r in c.results:
-        assert r.error is None and len(r.runs) == 2 and r.samples == len(images), r.error
+        assert r.error is None and len(r.runs) == 2, r.error
+        if r.name == "grain":  # timed over whole epochs spanning two waves of its threads
+            assert r.samples % len(images) == 0 and r.samples > len(images)
+        else:
+            assert r.samples == len(images)
         assert len(r.first_batch) == 2 and r.first_batch_s > 0
     table = c.table()
     assert "first batch s |" in table and "in a fresh process each" in table
