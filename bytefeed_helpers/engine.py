@@ -172,7 +172,19 @@ class BatchEngine:
             cores and small files, where the per-file Python of threads shares one GIL
             (``bench --gil``). The decoder and ``augment`` must pickle, a script needs
             ``if __name__ == "__main__":`` (as PyTorch's ``DataLoader``), and ``cache=`` is
-            refused.
+            refused. ``max_error_rate`` (default 0.5): once more than this share of an
+            epoch's files have failed, the stream stops with ``errors.TooManyBadFiles``
+            naming the commonest reasons (a wrong folder never trains on almost nothing);
+            None: no limit. ``label_mode`` as Keras's: "int" (``y`` ``int32 [B]``),
+            "categorical" (one-hot ``float32 [B, C]``), "binary" (``float32 [B, 1]``, two
+            classes only) or None (``x`` alone, for ``predict``). ``batch_policy="pad"``:
+            every batch has exactly ``batch_size`` rows (rows of skipped files and the short
+            last batch are zeros) and comes as ``(x, y, sample_weight)``, ``float32 [B]`` 1
+            for real samples and 0 for padding: weighted metrics
+            (``compile(weighted_metrics=...)``) are exactly those of the real samples,
+            padding adds nothing to the gradients, and XLA/JAX compile one step for the
+            epoch. (Keras's default loss reduction divides by all ``B`` rows;
+            ``reduction="mean_with_sample_weight"`` on the loss averages over the real ones.)
         postprocess: optional ``batch -> batch`` step after augmentation (e.g. log-mel).
         store: optional ``RowStore`` (a sample cache) asked for each row before decoding,
             and for whole batches when ``collate.same_shape``.

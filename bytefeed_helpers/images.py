@@ -88,20 +88,10 @@ def image_batches(
     bytes; None: no limit); anything but a regular file (a FIFO, a device, a folder) is
     skipped at once as "not a regular file".
     Arguments are checked when the stream is built: a wrong one raises ``ValueError`` naming
-    it, before any file is read. ``max_error_rate`` (default 0.5): once more than this share
-    of an epoch's files have failed, the stream stops with ``errors.TooManyBadFiles`` naming
-    the commonest reasons (a wrong folder never trains on almost nothing); None: no limit.
-    ``parallelism``: "threads" (default) or "processes" (see ``BatchEngine``).
-    ``label_mode`` as Keras's: "int" (``y`` ``int32 [B]``), "categorical" (one-hot
-    ``float32 [B, C]``), "binary" (``float32 [B, 1]``, two classes only) or None (``x``
-    alone, for ``predict``).
-    ``batch_policy="pad"``: every batch has exactly ``batch_size`` rows (rows of skipped
-    files and the short last batch are zeros) and comes as ``(x, y, sample_weight)``,
-    ``float32 [B]`` 1 for real samples and 0 for padding: weighted metrics
-    (``compile(weighted_metrics=...)``) are exactly those of the real samples, padding adds
-    nothing to the gradients, and XLA/JAX compile one step for the epoch. (Keras's default
-    loss reduction divides by all ``B`` rows; ``reduction="mean_with_sample_weight"`` on the
-    loss averages over the real ones.)
+    it, before any file is read. ``max_error_rate`` (default 0.5; a stream with more bad
+    files in an epoch stops), ``label_mode`` (Keras's "int", "categorical", "binary" or None),
+    ``batch_policy`` ("short", or "pad": one batch shape with sample weights) and
+    ``parallelism`` ("threads" or "processes"): see ``BatchEngine``.
     """
     options = StreamOptions(
         batch_size=batch_size,
