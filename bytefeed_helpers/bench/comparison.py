@@ -619,8 +619,11 @@ def _run_once(result: PipelineResult, manifest: Any, settings: Any, work: Path, 
     try:
         pipeline = make(result.name, manifest, settings, work)
         result.note, result.group = pipeline.note, pipeline.group
-        pipeline.prepare()
+        # the heap is trimmed before prepare(), not between it and the timed epoch: a
+        # pipeline whose workers run ahead on their own (Grain) filled its buffers during
+        # the trim (a second or more with TensorFlow loaded) and then "ran" 3x its rate
         trim_heap()
+        pipeline.prepare()
         prof = profile_stream(pipeline.timed(), name=result.name, trace_python=False)
     except SkippedPipeline as exc:
         result.skipped = str(exc)
@@ -775,8 +778,8 @@ def profile_pipelines(
         for name in pipelines:
             pipeline = make_pipeline(name, manifest, settings, work)
             try:
+                trim_heap()  # before prepare(), as in _run_once
                 pipeline.prepare()
-                trim_heap()
                 out[name] = profile_stream(pipeline.timed(), name=name, trace_python=trace_python)
             finally:
                 pipeline.close()
