@@ -133,8 +133,9 @@ class Pipeline:
     ``batches()`` yields one epoch of ``(x, y)`` (``x`` a NumPy array or a tf.Tensor);
     ``prepare()`` runs untimed work that belongs before the timed epoch (warming a cache);
     ``close()`` frees what the pipeline holds; ``epochs`` is how many epochs in a row one
-    round times (more than one where a pipeline's read-ahead spans a short epoch). ``group`` names the bytefeed pipeline this one
-    is compared with (the same work: ``bytefeed`` or ``bytefeed@native``).
+    round times (more than one where a pipeline's read-ahead spans a short epoch). ``group``
+    names the bytefeed pipeline this one is compared with (the same work: ``bytefeed`` or
+    ``bytefeed@native``).
     """
 
     name: str
