@@ -476,15 +476,23 @@ def _decode_pcm16_wav(
             rng.bit_generator.state = state  # libsndfile draws the same crop again
         return None
     ints = np.frombuffer(data, "<i2").reshape(-1, channels)
-    if length is None and in_rate == out_rate:  # _finish may return these very samples
+    if length is None and in_rate == out_rate:  # the whole file: _finish returns these samples
         samples = ints.astype(np.float32)
-    else:  # a temporary: _finish resamples or copies it into a new array
-        samples = scratch(ints.size * 4, "wav").view(np.float32).reshape(ints.shape)
-        np.copyto(samples, ints)
-    samples *= np.float32(2.0**-15)
-    return _finish(samples, in_rate, out_rate, length, lead, mono, from_ints=True, quality=quality)
+        samples *= np.float32(_PCM16_SCALE)
+        return _finish(samples, in_rate, out_rate, length, lead, mono, from_ints=True)
+    # a temporary: _finish resamples it or scales it into a new array. The 2**-15 comes last,
+    # on the output's samples (fewer than the file's when resampling): scaling by a power of
+    # two is exact, so the result is bit-identical to scaling first, one pass over the file's
+    # samples fewer (tested)
+    samples = scratch(ints.size * 4, "wav").view(np.float32).reshape(ints.shape)
+    np.copyto(samples, ints)
+    return _finish(
+        samples, in_rate, out_rate, length, lead, mono, scale=_PCM16_SCALE, quality=quality
+    )
 
 
+# 16-bit samples to [-1, 1): what libsndfile divides by
+_PCM16_SCALE = 2.0**-15
 # The first read of a WAV: its header and, for clips up to ~1.4 s of 48 kHz stereo, the data.
 _WAV_HEAD = 1 << 18
 _RIFF = struct.Struct("<4sI4s")
@@ -794,13 +802,17 @@ def _finish(
     mono: bool,
     *,
     from_ints: bool = False,
+    scale: float | None = None,
     quality: str = QUALITY,
 ) -> np.ndarray:
     """Check, mix, resample (soxr filter ``quality``), trim the filter margin and crop/pad
-    ``samples`` to ``length``.
+    ``samples`` to ``length``; a new array unless ``samples`` (kept as they are) is returned.
 
     ``from_ints``: the samples were converted from integers, so they are finite already.
+    ``scale``: integer samples still to be scaled to [-1, 1) by this power of two (which
+    implies ``from_ints``); the result is always a new array then.
     """
+    from_ints = from_ints or scale is not None
     if not from_ints and not np.isfinite(samples).all():
         raise BadFileError("audio contains non-finite samples (NaN or Inf)")
     if mono:  # a one-channel file needs no mixing (a mean over axis 1 costs a reduction per row)
@@ -815,10 +827,16 @@ def _finish(
             # fixed-length clip is zero-padded instead, as validate, which keeps the file's
             # rate, cannot see this)
             raise BadFileError(f"audio has no samples at {out_rate} Hz (the file says {in_rate})")
-        return np.ascontiguousarray(samples[skip:], dtype=np.float32)
-    out = np.zeros((length, *samples.shape[1:]), dtype=np.float32)
+        if scale is None:
+            return np.ascontiguousarray(samples[skip:], dtype=np.float32)
+        return np.multiply(samples[skip:], np.float32(scale), dtype=np.float32)
+    out = np.empty((length, *samples.shape[1:]), dtype=np.float32)
     kept = samples[skip : skip + length]
-    out[: len(kept)] = kept
+    if scale is None:
+        out[: len(kept)] = kept
+    else:
+        np.multiply(kept, np.float32(scale), out=out[: len(kept)])
+    out[len(kept) :] = 0.0  # zero-padded to length
     return out
 
 

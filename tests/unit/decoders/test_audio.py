@@ -410,6 +410,40 @@ def test_wav_route_equals_libsndfile(tmp_path, monkeypatch, channels, crop):
     assert all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
 
 
+@pytest.mark.parametrize("quality", ["QQ", "HQ", "VHQ"])
+def test_wav_route_scaling_last_is_bit_identical_to_libsndfile(tmp_path, monkeypatch, quality):
+    # the WAV route scales 16-bit samples by 2**-15 after resampling, cropping and padding;
+    # libsndfile scales on reading: full-scale noise (every bit of every sample in play),
+    # resampled, kept at its rate, padded and read whole, must come out the same to the bit
+    import soundfile as sf
+
+    from bytefeed_helpers.decoders.audio import decode_audio
+
+    ints = np.random.default_rng(5).integers(-32768, 32768, (30_001, 2), dtype=np.int16)
+    path = tmp_path / "noise.wav"
+    sf.write(path, ints, 44100, subtype="PCM_16")
+    cases = [
+        (rate, seconds, mono)
+        for rate in (16000, 22050, None)
+        for seconds in (0.5, 2.0, None)  # a crop, a zero-padded clip, the whole file
+        for mono in (True, False)
+    ]
+
+    def decode_all():
+        return [
+            decode_audio(path, rate, seconds, mono=mono, resample_quality=quality)
+            for rate, seconds, mono in cases
+        ]
+
+    fast = decode_all()
+    libsndfile_only(monkeypatch)
+    slow = decode_all()
+    for case, a, b in zip(cases, fast, slow, strict=True):
+        assert a.dtype == b.dtype == np.float32 and a.flags.c_contiguous, case
+        np.testing.assert_array_equal(a, b, err_msg=str(case))
+    assert np.abs(fast[-2]).max() > 0.99  # full scale, as written
+
+
 def test_wav_route_declines_other_files_and_keeps_the_rng(tmp_path):
     audio = importlib.import_module("bytefeed_helpers.decoders.audio")
     for name, subtype in [("u8.wav", "PCM_U8"), ("f.wav", "FLOAT"), ("p24.wav", "PCM_24")]:
