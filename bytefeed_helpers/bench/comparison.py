@@ -95,11 +95,17 @@ def decode_bound(paths: Sequence[str], size: int = 224, *, files: int = 200) -> 
     decodes and resizes all of them on this thread; the fastest route's files/s times the
     usable cores is the most any loader of these files can reach by decoding them.
     Returns ``{"cores", "rates": {route: files/s}, "best", "best_rate", "bound",
-    "all_cores", "files", "what"}`` (``all_cores``: the best route run on every core at once,
-    which is less where cores share a physical core), or an empty dict when no file is a
-    readable JPEG.
+    "all_cores", "files", "what", "from_files"}`` (``all_cores``: the best route run on every
+    core at once, which is less where cores share a physical core; ``from_files``: files/s of
+    bytefeed's ``decode_image`` reading the same files from their paths on this thread, so
+    ``from_files / best_rate`` is the most of the bound a loader that also reads the files,
+    as bytefeed does, can reach on cores that scale perfectly), or an empty dict when no file
+    is a readable JPEG.
     """
+    from ..decoders.image import decode_image
+
     data: list[tuple[bytes]] = []
+    read: list[tuple[str]] = []
     for p in paths:
         if len(data) >= files:
             break
@@ -107,7 +113,9 @@ def decode_bound(paths: Sequence[str], size: int = 224, *, files: int = 200) -> 
             head = fh.read()
             if head[:3] == b"\xff\xd8\xff":
                 data.append((head,))
-    return _bound(data, decode_paths(size), "decode")
+                read.append((p,))
+    from_files = (lambda p: decode_image(p, (size, size)), read)
+    return _bound(data, decode_paths(size), "decode", from_files)
 
 
 def resample_bound(
@@ -119,8 +127,9 @@ def resample_bound(
     their own rate (``duration`` seconds), then resampled to ``sample_rate`` on this thread
     with soxr's HQ filter, as bytefeed and ``librosa.load`` both do: no loader that resamples
     these files at that quality can go faster than the usable cores times that rate, whatever
-    it does about reading and decoding. Same keys as ``decode_bound``; empty when none of
-    the first ``4 * files`` clips needs resampling.
+    it does about reading and decoding. Same keys as ``decode_bound`` (``from_files``:
+    bytefeed's ``decode_audio`` reading, decoding and resampling the same clips from their
+    paths on this thread); empty when none of the first ``4 * files`` clips needs resampling.
     """
     import soundfile as sf
     import soxr
@@ -129,6 +138,7 @@ def resample_bound(
     from ..decoders.audio import decode_audio
 
     clips: list[tuple[np.ndarray, int]] = []
+    read: list[tuple[str]] = []
     for p in paths[: 4 * files]:  # a sample: a folder of clips at the target rate has no bound
         if len(clips) >= files:
             break
@@ -136,38 +146,56 @@ def resample_bound(
             rate = int(sf.info(p).samplerate)
             if rate != sample_rate:
                 clips.append((decode_audio(p, None, duration), rate))
+                read.append((p,))
     routes = {
         "soxr.resample": lambda c, r: soxr.resample(c, r, sample_rate, quality="HQ"),
         "resample (kept)": lambda c, r: resample(c, r, sample_rate),
     }
-    return _bound(clips, routes, "resample")
+    from_files = (lambda p: decode_audio(p, sample_rate, duration), read)
+    return _bound(clips, routes, "resample", from_files)
 
 
-def _bound(items: list[tuple], routes: dict[str, Any], what: str) -> dict:
+def _bound(
+    items: list[tuple],
+    routes: dict[str, Any],
+    what: str,
+    from_files: tuple[Any, list[tuple]] | None = None,
+) -> dict:
     """Time each route on ``items`` (``route(*item)``) on this thread, best of two passes,
-    then the fastest route on every core at once; the dict ``decode_bound`` describes."""
+    then the fastest route on every core at once, and ``from_files`` (a decoder and its
+    arguments, one tuple per file) on this thread; the dict ``decode_bound`` describes."""
     rates: dict[str, float] = {}
     for route, fn in routes.items():
         try:
             fn(*items[0]) if items else None
         except Exception:
             continue  # a route that cannot read these files is not a bound
-        best = float("inf")
-        for _ in range(2):
-            t = time.perf_counter()
-            ok = 0
-            for item in items:
-                with contextlib.suppress(Exception):
-                    fn(*item)
-                    ok += 1
-            best = min(best, (time.perf_counter() - t) / max(1, ok))
-        rates[route] = 1.0 / best
+        rates[route] = _one_thread_rate(fn, items)
     if not rates or not items:
         return {}
     top = max(rates, key=rates.__getitem__)
     cores = _cores()
     all_cores = _rate_on_all_cores(routes[top], items, cores)
-    return _bound_dict(rates, cores, all_cores, len(items), what)
+    out = _bound_dict(rates, cores, all_cores, len(items), what)
+    if from_files is not None:
+        fn, args = from_files
+        out["from_files"] = _one_thread_rate(fn, args)
+    return out
+
+
+def _one_thread_rate(fn: Any, items: list[tuple]) -> float:
+    """Items/s of ``fn(*item)`` over ``items`` on this thread, best of two passes (an item
+    that raises is not counted)."""
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        ok = 0
+        for item in items:
+            with contextlib.suppress(Exception):
+                fn(*item)
+                ok += 1
+        best = min(best, (time.perf_counter() - t) / max(1, ok))
+    return 1.0 / best
 
 
 def _bound_dict(
@@ -202,6 +230,15 @@ def _rate_on_all_cores(fn: Any, items: list[tuple], cores: int) -> float:
     for thread in threads:
         thread.join()
     return len(items) / (time.perf_counter() - t)
+
+
+def _from_files_note(bound: dict) -> str:
+    """The bound's note on ``from_files``: "; one core from the files N/s (P% of route)", or ""."""
+    rate = bound.get("from_files")
+    if not rate:
+        return ""
+    share = rate / bound["best_rate"]
+    return f"; one core from the files {rate:,.0f}/s ({share:.0%} of {bound['best']})"
 
 
 # --- compare -------------------------------------------------------------------------------------
@@ -385,6 +422,7 @@ class Comparison:
             row["note"] = (
                 f"{b['cores']} cores x {round_sig(b['best_rate']):,.0f}/s ({b['best']}); "
                 f"all cores at once {round_sig(b.get('all_cores', float('nan'))):,.0f}/s"
+                + _from_files_note(b)
                 + (f"; bytefeed reaches {share:.0%} of it" if share is not None else "")
             )
             out.append(row)
@@ -425,7 +463,8 @@ class Comparison:
                 f"| {b.get('what', 'decode')} bound | {b['bound']:,.0f} | | "
                 f"| {self.bound_fraction:.0%} of it "
                 f"| {b['cores']} cores x {b['best_rate']:,.0f}/s ({b['best']}); "
-                f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s |{pad}"
+                f"all cores at once {b.get('all_cores', float('nan')):,.0f}/s"
+                f"{_from_files_note(b)} |{pad}"
             )
         *notes, machine = self.notes()
         if notes:
@@ -739,7 +778,11 @@ def _median_bound(bounds: list[dict]) -> dict:
     }
     all_cores = statistics.median(b["all_cores"] for b in bounds)
     first = bounds[0]
-    return _bound_dict(rates, first["cores"], all_cores, first["files"], first["what"])
+    out = _bound_dict(rates, first["cores"], all_cores, first["files"], first["what"])
+    from_files = [b["from_files"] for b in bounds if "from_files" in b]
+    if from_files:
+        out["from_files"] = statistics.median(from_files)
+    return out
 
 
 # --- profiling the baselines one by one ---------------------------------------------------------

@@ -77,6 +77,7 @@ def test_decode_bound(images):
     assert b["files"] == 10 and b["best"] in b["rates"]
     assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
     assert b["all_cores"] > 0  # the best route on every core at once
+    assert b["from_files"] > 0  # decode_image reading the same files from their paths
     assert decode_bound([str(DATA / "images" / "cat" / "cat_013_rgb.png")], 64) == {}
 
 
@@ -84,7 +85,7 @@ def test_resample_bound_counts_only_clips_to_resample():
     clips = build_manifest(DATA / "audio", kind="audio", progress=False)
     b = resample_bound(clips.paths, 16000, 0.5, files=8)
     assert b["files"] == 8 and b["what"] == "resample" and b["best"] in b["rates"]
-    assert b["all_cores"] > 0
+    assert b["all_cores"] > 0 and b["from_files"] > 0
     assert b["bound"] == pytest.approx(b["cores"] * max(b["rates"].values()))
     native = [p for p in clips.paths if sf.info(p).samplerate == 16000]
     assert native and resample_bound(native, 16000) == {}  # nothing to resample: no bound
@@ -95,7 +96,7 @@ def test_compare_audio_reports_the_resample_bound(tmp_path):
     few = clips.subset(np.arange(0, len(clips), 8))
     c = compare(few, "audio", pipelines=["bytefeed"], rounds=1, batch_size=4, progress=False)
     assert c.bound["what"] == "resample" and c.bound_fraction > 0
-    assert "| resample bound |" in c.table()
+    assert "| resample bound |" in c.table() and "one core from the files" in c.table()
 
 
 def test_memory_vs_size_and_repeats(small):
