@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..options import Parallelism
+from .comparison import _one_thread_rate
 
 #: gilknocker's settings: knock every 1 ms, sample without pauses (see the module docstring).
 KNOCK = {
@@ -234,17 +235,7 @@ def single_thread_rate(
 ) -> float:
     """Files/s of ``decode(path)`` on this thread over up to ``files`` paths, best of two
     passes (a file that fails is not counted)."""
-    paths = list(paths[:files])
-    best = float("inf")
-    for _ in range(2):
-        ok = 0
-        t = time.perf_counter()
-        for p in paths:
-            with contextlib.suppress(Exception):
-                decode(p)
-                ok += 1
-        best = min(best, (time.perf_counter() - t) / max(1, ok))
-    return 1.0 / best
+    return _one_thread_rate(decode, [(p,) for p in paths[:files]])
 
 
 def engine_cost(
